@@ -11,7 +11,6 @@ $(BIN)/python:
 
 # Stamp files re-run the install only when a requirements file changes.
 $(VENV)/.installed: requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=23" "setuptools<81" wheel
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps face_recognition==1.3.0
 	touch $@

@@ -1,0 +1,251 @@
+"""The face engine: decode, detect, encode and match faces, over plain numpy arrays.
+
+Boxes are (top, right, bottom, left) in pixels, as in face_recognition. Images are
+RGB uint8 arrays; camera frames arrive from OpenCV as BGR and become RGB in
+`frame_to_rgb`, the only colour conversion in the project. Nothing here knows Flask.
+"""
+
+import functools
+import io
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ENCODING_SIZE = 128
+
+
+class ImageError(ValueError):
+    """The bytes are not an image this engine can use."""
+
+
+@functools.cache
+def _engine():
+    """Import face_recognition on first use: importing it loads four dlib models."""
+    import face_recognition
+
+    return face_recognition
+
+
+def read_image(data, max_pixels=40_000_000):
+    """Decode image bytes into an upright RGB uint8 array; raise ImageError if unusable."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            # The header gives the size before any pixel is decoded, so a
+            # decompression bomb is refused without allocating it.
+            if im.width * im.height > max_pixels:
+                raise ImageError("The picture is too large - use one under 40 megapixels")
+            im.seek(0)  # first frame of an animation
+            upright = ImageOps.exif_transpose(im)
+            return _to_rgb8(upright)
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ImageError("That file is not a picture we can read - use a JPEG or PNG photo") from e
+
+
+def _to_rgb8(im):
+    """Return a Pillow image of any mode as an RGB uint8 array (16-bit scaled, alpha dropped)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = a.max() or 1.0
+        return np.repeat((a * (255.0 / top)).astype(np.uint8)[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, im)
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+
+
+def frame_to_rgb(frame):
+    """Convert an OpenCV frame (BGR, BGRA or grey) to an RGB uint8 array."""
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def encode_jpeg(rgb, quality=90):
+    """Encode an RGB array as JPEG bytes."""
+    ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ImageError("could not encode the picture")
+    return buf.tobytes()
+
+
+def is_dark(rgb, min_brightness=40.0, min_contrast=12.0):
+    """Return True if the image is too dark or too flat (blank) to hold a usable face."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return float(grey.mean()) < min_brightness or float(grey.std()) < min_contrast
+
+
+def detect_faces(rgb, detect_width=320, upsample=1):
+    """Find face boxes with HOG on a copy at most `detect_width` wide; boxes are full-size."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, detect_width / w)
+    small = rgb if scale == 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    boxes = _engine().face_locations(small, number_of_times_to_upsample=upsample, model="hog")
+    full = [
+        (max(0, round(t / scale)), min(w, round(r / scale)), min(h, round(b / scale)), max(0, round(l / scale)))
+        for t, r, b, l in boxes
+    ]
+    return sorted(full, key=lambda box: box[3] - box[1] + box[2] - box[0])
+
+
+def box_height(box):
+    """Return the height of a (top, right, bottom, left) box in pixels."""
+    return box[2] - box[0]
+
+
+class FaceCheck(NamedTuple):
+    """The one usable face box of an image, or the problem that prevents it."""
+
+    box: tuple | None
+    problem: str | None  # None, "dark", "no_face", "many_faces" or "too_small"
+    count: int  # faces detected
+
+
+def find_single_face(rgb, min_face_height=80, detect_width=320, upsample=1):
+    """Check that `rgb` shows exactly one face at least `min_face_height` px tall."""
+    if is_dark(rgb):
+        return FaceCheck(None, "dark", 0)
+    boxes = detect_faces(rgb, detect_width, upsample)
+    if len(boxes) != 1:
+        return FaceCheck(None, "many_faces" if boxes else "no_face", len(boxes))
+    if box_height(boxes[0]) < min_face_height:
+        return FaceCheck(None, "too_small", 1)
+    return FaceCheck(boxes[0], None, 1)
+
+
+def encode_face(rgb, box, jitters=1):
+    """Return the 128-d float32 encoding of the face in `box` (landmarks on the full image)."""
+    encodings = _engine().face_encodings(rgb, [box], num_jitters=jitters, model="large")
+    return np.asarray(encodings[0], dtype=np.float32)
+
+
+def face_crop(rgb, box, pad=0.6, max_side=480):
+    """Return the face in `box` with some room around it, at most `max_side` pixels."""
+    top, right, bottom, left = box
+    h, w = rgb.shape[:2]
+    dy, dx = int((bottom - top) * pad), int((right - left) * pad)
+    crop = rgb[max(0, top - dy):min(h, bottom + dy), max(0, left - dx):min(w, right + dx)]
+    scale = max_side / max(crop.shape[:2])
+    if scale < 1:
+        crop = cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    return crop
+
+
+def face_landmarks(rgb, box):
+    """Return dlib's 68 landmarks of the face in `box` as a (68, 2) float array, in dlib's order."""
+    # The public face_landmarks() regroups the points by feature; the raw shape
+    # keeps dlib's numbering (eyes at 36-47), which the liveness maths uses.
+    shape = _engine().api._raw_face_landmarks(rgb, [box], model="large")[0]
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+
+def face_distance(templates, encoding):
+    """Return the Euclidean distance from `encoding` to each row of `templates`."""
+    templates = np.asarray(templates, dtype=np.float32).reshape(-1, ENCODING_SIZE)
+    return np.linalg.norm(templates - np.asarray(encoding, dtype=np.float32), axis=1)
+
+
+class Match(NamedTuple):
+    """The closest label for one encoding: its distance and the next other label's distance."""
+
+    label: object
+    distance: float
+    runner_up: float
+
+
+class FaceIndex:
+    """Every enrolled template in one float32 matrix, searched in one vectorised step."""
+
+    def __init__(self, labels=(), templates=()):
+        """Build the index from parallel sequences of labels and 128-d templates."""
+        self.labels = np.asarray(list(labels), dtype=object)
+        self.matrix = np.asarray(templates, dtype=np.float32).reshape(-1, ENCODING_SIZE)
+        if len(self.labels) != len(self.matrix):
+            raise ValueError("one label per template")
+        # |a-b|^2 = |a|^2 - 2ab + |b|^2: the row norms are paid for once here.
+        self.sq_norms = np.einsum("ij,ij->i", self.matrix, self.matrix)
+
+    @classmethod
+    def from_users(cls, rows):
+        """Build the index from (label, [template, ...]) pairs."""
+        labels, templates = [], []
+        for label, user_templates in rows:
+            for template in user_templates:
+                labels.append(label)
+                templates.append(template)
+        return cls(labels, templates)
+
+    def __len__(self):
+        """Return the number of templates held."""
+        return len(self.matrix)
+
+    def distances(self, encoding):
+        """Return the distance from `encoding` to every template."""
+        q = np.asarray(encoding, dtype=np.float32)
+        sq = self.sq_norms - 2.0 * (self.matrix @ q) + float(q @ q)
+        return np.sqrt(np.maximum(sq, 0.0))
+
+    def identify(self, encoding):
+        """Return the closest label and the closest distance among all other labels."""
+        if not len(self):
+            return Match(None, float("inf"), float("inf"))
+        d = self.distances(encoding)
+        best = int(np.argmin(d))
+        label = self.labels[best]
+        others = d[self.labels != label]
+        return Match(label, float(d[best]), float(others.min()) if len(others) else float("inf"))
+
+
+class Decision(NamedTuple):
+    """The outcome of a login burst: the accepted label or None, and why."""
+
+    label: object
+    reason: str  # "match", "not_recognised", "no_face", "many_faces", "too_small", "dark"
+    distance: float
+    margin: float
+    frames: int
+    votes: int
+
+
+def accepts(match, tolerance, margin):
+    """Return True if `match` is within tolerance and clear of every other label by `margin`."""
+    return match.distance <= tolerance and match.runner_up - match.distance >= margin
+
+
+def decide_burst(rgb_frames, index, tolerance, margin, consensus=2,
+                 min_face_height=80, detect_width=320):
+    """Identify the person in a burst of RGB frames; stop as soon as the decision is sure.
+
+    A frame votes for its closest label when `accepts` holds. The burst is
+    accepted when `consensus` frames vote for one label and no frame voted for
+    another; frames that are dark or lack exactly one large enough face are skipped.
+    """
+    votes, problems, frames, faces = {}, {}, 0, 0
+    best = Match(None, float("inf"), float("inf"))
+    for rgb in rgb_frames:
+        frames += 1
+        box, problem, _ = find_single_face(rgb, min_face_height, detect_width)
+        if problem:
+            problems[problem] = problems.get(problem, 0) + 1
+            continue
+        faces += 1
+        match = index.identify(encode_face(rgb, box))
+        if match.distance < best.distance:
+            best = match
+        if accepts(match, tolerance, margin):
+            votes[match.label] = votes.get(match.label, 0) + 1
+            if len(votes) > 1 or votes[match.label] >= consensus:
+                break  # decided: two people matched (refuse) or enough agreement
+    gap = best.runner_up - best.distance
+    if not faces:
+        reason = max(problems, key=problems.get) if problems else "no_face"
+        return Decision(None, reason, best.distance, gap, frames, 0)
+    if len(votes) == 1:
+        (label, count), = votes.items()
+        if count >= consensus:
+            return Decision(label, "match", best.distance, gap, frames, count)
+    return Decision(None, "not_recognised", best.distance, gap, frames, sum(votes.values()))
