@@ -1,0 +1,213 @@
+"""Fixtures: real face photos from installed packages, frames and videos made from them,
+and a fresh app with its own database and folders for every test."""
+
+import os
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from app import create_app  # noqa: E402
+from models import db  # noqa: E402
+
+FRAME_SIZE = (640, 480)
+
+
+def _package_file(package, *parts):
+    """Return the path of a data file shipped inside an installed package."""
+    module = __import__(package)
+    return os.path.join(os.path.dirname(module.__file__), *parts)
+
+
+@pytest.fixture(scope="session")
+def photos():
+    """Paths of real photos: two different people and a two-box case."""
+    paths = {
+        "grace": _package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg"),
+        "luis": _package_file("mahotas", "demos", "data", "luispedro.jpg"),
+        "astronaut": _package_file("skimage", "data", "astronaut.png"),
+    }
+    for path in paths.values():
+        assert os.path.isfile(path), path
+    return paths
+
+
+def load_bgr(path):
+    """Read a photo as an OpenCV BGR array."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    assert image is not None, path
+    return image
+
+
+def alter(image, angle=0.0, gain=1.0, quality=95, flip=False, scale=1.0):
+    """Return a changed copy of a photo: rotation, lighting, JPEG loss, mirror, size."""
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    out = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    out = np.clip(out.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    if flip:
+        out = cv2.flip(out, 1)
+    ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def on_canvas(image, size=FRAME_SIZE, height=420, background=(90, 110, 120)):
+    """Place a photo, scaled to `height` px, in the middle of a camera-sized frame."""
+    w, h = size
+    scale = height / image.shape[0]
+    photo = cv2.resize(image, (round(image.shape[1] * scale), height), interpolation=cv2.INTER_AREA)
+    canvas = np.empty((h, w, 3), np.uint8)
+    canvas[:] = background
+    y, x = (h - photo.shape[0]) // 2, (w - photo.shape[1]) // 2
+    canvas[y:y + photo.shape[0], x:x + photo.shape[1]] = photo
+    return canvas
+
+
+def scene(seed=0, size=FRAME_SIZE):
+    """A textured room with no face in it."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 1, w)[None, :, None]
+    y = np.linspace(0, 1, h)[:, None, None]
+    room = 60 + 120 * x * np.array([1.0, 0.8, 0.6]) + 50 * y
+    room = room + rng.normal(0, 12, (h, w, 3))
+    cv2.rectangle(room, (60, 80), (220, 400), (40, 60, 150), -1)  # a door
+    return np.clip(room, 0, 255).astype(np.uint8)
+
+
+def write_video(path, frames, fps=30):
+    """Write BGR frames to a Motion-JPEG AVI that OpenCV can play back."""
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return str(path)
+
+
+def person_video(path, photo, frames=12):
+    """A short camera clip of one person: small head movements, changing light."""
+    image = load_bgr(photo)
+    clip = [on_canvas(alter(image, angle=3 * np.sin(i), gain=0.85 + 0.03 * (i % 5), quality=70))
+            for i in range(frames)]
+    return write_video(path, clip)
+
+
+@pytest.fixture(scope="session")
+def media(photos, tmp_path_factory):
+    """Camera sources and uploads made from the real photos."""
+    d = tmp_path_factory.mktemp("media")
+    grace, luis = load_bgr(photos["grace"]), load_bgr(photos["luis"])
+    files = {
+        "grace_video": person_video(d / "grace.avi", photos["grace"]),
+        "luis_video": person_video(d / "luis.avi", photos["luis"]),
+        "empty_video": write_video(d / "empty.avi", [scene(i) for i in range(8)]),
+        "dark_video": write_video(d / "dark.avi", [alter(on_canvas(grace), gain=0.08) for _ in range(6)]),
+    }
+    images = {
+        "grace_altered": on_canvas(alter(grace, angle=-4, gain=1.1, quality=60, flip=True)),
+        "luis_frame": on_canvas(luis),
+        "two_faces": np.hstack([on_canvas(grace, (400, 480), 440), on_canvas(luis, (400, 480), 440)]),
+        "no_face": scene(42),
+        "tiny_face": on_canvas(grace, (640, 480), 110),
+        "dark": alter(grace, gain=0.08),
+    }
+    for name, image in images.items():
+        path = str(d / f"{name}.jpg")
+        cv2.imwrite(path, image)
+        files[name] = path
+    not_image = d / "not_an_image.jpg"
+    not_image.write_text("this is not a picture\n")
+    files["not_an_image"] = str(not_image)
+    return files
+
+
+@pytest.fixture
+def app(tmp_path, media):
+    """A fresh app with its own SQLite database and folders; the camera plays Grace's clip."""
+    app = create_app({
+        "TESTING": True,
+        "SECRET_KEY": "test",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
+        "UPLOAD_FOLDER": str(tmp_path / "uploads"),
+        "KNOWN_FACES_FOLDER": str(tmp_path / "known_faces"),
+        "CAMERA_SOURCE": media["grace_video"],
+        "CAMERA_TIMEOUT": 10.0,
+        "WTF_CSRF_ENABLED": False,
+        # A cheap hash keeps the suite fast; test_security checks the real default.
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+    })
+    app.instance_path = str(tmp_path / "instance")
+    with app.app_context():
+        db.create_all()
+    yield app
+
+
+@pytest.fixture
+def client(app):
+    """A test client for the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner for the app's commands."""
+    return app.test_cli_runner()
+
+
+class Kiosk:
+    """Actions a person takes at the kiosk, through the test client."""
+
+    def __init__(self, app, client):
+        self.app, self.client = app, client
+
+    def register(self, username="grace", photo=None, password="correct horse", **extra):
+        """POST the registration form with a photo file."""
+        with open(photo, "rb") as f:
+            data = {"username": username, "password": password, "photo": (f, "face.jpg"), **extra}
+            return self.client.post("/register", data=data, content_type="multipart/form-data")
+
+    def look(self, source):
+        """Point the kiosk camera at another source."""
+        self.app.config["CAMERA_SOURCE"] = source
+
+    def face_login(self):
+        """Press "Log in with my face"."""
+        return self.client.post("/login")
+
+    def password_login(self, username, password):
+        """Use the password fallback."""
+        return self.client.post("/login/password", data={"username": username, "password": password})
+
+
+@pytest.fixture
+def kiosk(app, client):
+    """Drive the kiosk as a person would."""
+    return Kiosk(app, client)
+
+
+@pytest.fixture
+def stored_files(app):
+    """Return a function listing every file kept in the upload and known-faces folders."""
+    def list_files():
+        found = []
+        for key in ("UPLOAD_FOLDER", "KNOWN_FACES_FOLDER"):
+            for root, _, names in os.walk(app.config[key]):
+                found += [os.path.join(root, n) for n in names if n != ".gitkeep"]
+        return sorted(found)
+    return list_files
+
+
+@pytest.fixture
+def user_count(app):
+    """Return a function counting the rows of the users table."""
+    from models import User
+
+    def count():
+        with app.app_context():
+            return db.session.scalar(db.select(db.func.count(User.id)))
+    return count

@@ -1,0 +1,80 @@
+"""Security defaults: configuration, secret key, password hashing, cookies, headers, CSRF."""
+
+import os
+
+import pytest
+from werkzeug.security import check_password_hash
+
+from app import create_app
+
+
+def _app(tmp_path, **config):
+    base = {"SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "UPLOAD_FOLDER": str(tmp_path / "u"), "KNOWN_FACES_FOLDER": str(tmp_path / "k")}
+    return create_app({**base, **config})
+
+
+def test_config_from_prefixed_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLASK_FACE_TOLERANCE", "0.4")
+    monkeypatch.setenv("FLASK_CAMERA_SOURCE", "/dev/video2")
+    monkeypatch.setenv("FLASK_CAMERA_FRAMES", "15")
+    app = _app(tmp_path)
+    assert app.config["FACE_TOLERANCE"] == 0.4
+    assert app.config["CAMERA_SOURCE"] == "/dev/video2"
+    assert app.config["CAMERA_FRAMES"] == 15
+    assert _app(tmp_path, FACE_TOLERANCE=0.3).config["FACE_TOLERANCE"] == 0.3  # test dict wins
+
+
+def test_defaults_are_safe(tmp_path):
+    config = _app(tmp_path).config
+    assert config["FACE_TOLERANCE"] <= 0.5 and config["FACE_MARGIN"] > 0
+    assert config["WTF_CSRF_ENABLED"] and config["MAX_CONTENT_LENGTH"] <= 16 * 1024 * 1024
+    assert config["SESSION_COOKIE_HTTPONLY"] and config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+def test_secret_key_generated_once_into_instance_folder(tmp_path):
+    from security import load_secret_key
+    app = _app(tmp_path, SECRET_KEY="placeholder")
+    app.instance_path = str(tmp_path)
+    keys = []
+    for _ in range(2):  # two starts of the app
+        app.config["SECRET_KEY"] = None
+        load_secret_key(app)
+        keys.append(app.config["SECRET_KEY"])
+    key_file = tmp_path / "secret_key"
+    assert len(keys[0]) == 64 and keys[0] == keys[1] == key_file.read_text()
+    assert oct(os.stat(key_file).st_mode & 0o777) == "0o600"
+
+
+def test_default_password_hash_is_owasp_grade(app, kiosk, photos, tmp_path):
+    app.config["PASSWORD_HASH_METHOD"] = _app(tmp_path).config["PASSWORD_HASH_METHOD"]
+    kiosk.register("grace", photos["grace"], password="correct horse")
+    from models import User, db
+    with app.app_context():
+        stored = db.session.execute(db.select(User)).scalar_one().password_hash
+    assert stored.startswith("scrypt:131072:8:1$")  # N=2^17, r=8, p=1
+    assert check_password_hash(stored, "correct horse")
+
+
+def test_cookie_flags(app, kiosk, photos):
+    kiosk.register("grace", photos["grace"])
+    app.config["SESSION_COOKIE_SECURE"] = True
+    response = kiosk.password_login("grace", "correct horse")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/register", "/protected"])
+def test_security_headers_on_every_page(client, path):
+    headers = client.get(path).headers
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("path", ["/login", "/login/password", "/logout", "/register"])
+def test_every_post_needs_a_csrf_token(app, client, path):
+    app.config["WTF_CSRF_ENABLED"] = True
+    response = client.post(path, data={"username": "grace", "password": "correct horse"})
+    assert response.status_code == 400 and b"This page has expired" in response.data
