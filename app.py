@@ -49,6 +49,8 @@ def create_app(test_config=None):
         os.makedirs(folder, exist_ok=True)
 
     db.init_app(app)
+    # Batch migrations rebuild SQLite tables, which drops the expression index on
+    # usernames: additive changes use recreate="never" (see revision 0002).
     migrate.init_app(app, db, render_as_batch=True)
     csrf.init_app(app)
     security.init_app(app)

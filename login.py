@@ -15,10 +15,13 @@ FACE_MESSAGES = {
 }
 
 
-def face_login():
-    """Capture a burst from CAMERA_SOURCE and return the faces.Decision; CameraError passes up."""
+def face_login(index=None):
+    """Capture a burst from CAMERA_SOURCE and decide it against `index` (default: everyone).
+
+    Returns a faces.Decision; a CameraError passes up to the caller.
+    """
     cfg = current_app.config
-    index = get_gallery().index()
+    index = get_gallery().index() if index is None else index
     camera = get_camera(cfg["CAMERA_SOURCE"])
     with camera.burst(cfg["CAMERA_FRAMES"], cfg["CAMERA_TIMEOUT"]) as frames:
         return faces.decide_burst(

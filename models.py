@@ -3,13 +3,22 @@
 import io
 import math
 import pickle
+import sqlite3
 from datetime import datetime, timezone
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, Index, PickleType, String, func
+from sqlalchemy import Boolean, event, DateTime, Float, ForeignKey, Index, Integer, PickleType, String, false, func
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 db = SQLAlchemy()
+
+
+@event.listens_for(Engine, "connect")
+def _enforce_sqlite_foreign_keys(dbapi_connection, connection_record):
+    """Make SQLite honour ON DELETE rules, as PostgreSQL always does."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
 ENCODING_SIZE = 128
 MAX_STORED_TEMPLATES = 32
@@ -75,6 +84,13 @@ class User(db.Model):
     # A fresh random value per login: a session cookie is valid only while it
     # carries the current one, so logging out kills copies of the old cookie too.
     session_token: Mapped[str | None] = mapped_column(String(64))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Lockout bookkeeping: each login path counts its own consecutive failures.
+    face_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    face_locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    face_disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    password_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    password_locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         # Usernames are ASCII by validation, so lower() folds case the same way
@@ -88,3 +104,22 @@ class User(db.Model):
         return db.session.execute(
             db.select(cls).where(func.lower(cls.username) == username.lower())
         ).scalar_one_or_none()
+
+
+class LoginAttempt(db.Model):
+    """One login attempt, for the audit trail and for per-address rate limits."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    mode: Mapped[str] = mapped_column(String(32))  # face, username+face, face+password, password
+    claimed_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    matched_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    distance: Mapped[float | None] = mapped_column(Float)
+    margin: Mapped[float | None] = mapped_column(Float)
+    liveness: Mapped[str | None] = mapped_column(String(32))  # off, passed, failed
+    outcome: Mapped[str] = mapped_column(String(16))  # success, failure, locked, limited
+    reason: Mapped[str | None] = mapped_column(String(64))
+    client_addr: Mapped[str | None] = mapped_column(String(64), index=True)
+    snapshot: Mapped[str | None] = mapped_column(String(255))
