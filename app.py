@@ -7,6 +7,7 @@ from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
 import auth
+import cli
 import errors
 import gallery
 import security
@@ -56,5 +57,6 @@ def create_app(test_config=None):
     security.init_app(app)
     gallery.init_app(app)
     errors.init_app(app)
+    cli.init_app(app)
     app.register_blueprint(auth.bp)
     return app
