@@ -211,3 +211,22 @@ def user_count(app):
         with app.app_context():
             return db.session.scalar(db.select(db.func.count(User.id)))
     return count
+
+
+@pytest.fixture(scope="session")
+def people_dir(photos, tmp_path_factory):
+    """A labelled folder DIR/<person>/*.jpg: three people, four altered photos each."""
+    root = tmp_path_factory.mktemp("people")
+    astronaut = load_bgr(photos["astronaut"])[20:260, 100:340]  # her face, without the patch
+    sources = {
+        "grace": load_bgr(photos["grace"]),
+        "luis": load_bgr(photos["luis"]),
+        "eileen": cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC),
+    }
+    variants = [dict(), dict(angle=4, gain=0.9, quality=60), dict(angle=-3, gain=1.1, flip=True),
+                dict(gain=0.75, quality=40, scale=0.9)]
+    for name, image in sources.items():
+        (root / name).mkdir()
+        for i, params in enumerate(variants):
+            cv2.imwrite(str(root / name / f"{i}.jpg"), alter(image, **params))
+    return str(root)
