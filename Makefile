@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export FLASK_APP := app
 
-.PHONY: run test install install-dev clean
+.PHONY: run serve test install install-dev browser-deps postgres-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,35 @@ run: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
-test: install-dev
+# Production serving: waitress threads in one process, which owns the kiosk camera.
+# For a central site with browser cameras, run several (PORT=8001, 8002...) behind a proxy.
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+THREADS ?= 8
+serve: install
+	$(BIN)/flask db upgrade
+	$(BIN)/python serve.py --host $(HOST) --port $(PORT) --threads $(THREADS)
+
+# Browser tests drive Debian's Chromium through the playwright package (pinned in
+# requirements-dev.txt); `playwright install` is never run, it downloads its own browser.
+# Without root or apt the browser tests skip (and fail when CI=true).
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	  || echo "browser-deps: could not install chromium; browser tests will not run"; \
+	else echo "browser-deps: /usr/bin/chromium missing and not root; browser tests will not run"; fi
+
+# PostgreSQL tests start a throwaway cluster from Debian's server binaries
+# (tests/pg_cluster.py); without them they skip (and fail when CI=true).
+postgres-deps:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql \
+	  || echo "postgres-deps: could not install postgresql; PostgreSQL tests will not run"; \
+	else echo "postgres-deps: PostgreSQL missing and not root; PostgreSQL tests will not run"; fi
+
+test: install-dev browser-deps postgres-deps
 	$(BIN)/python -m pytest
 
 clean:

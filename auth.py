@@ -2,18 +2,15 @@
 
 import os
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, send_file, url_for
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
+                   send_file, url_for)
 
-from camera import CameraError
-from enroll import EnrollError, known_face_path, register_user
-from forms import ActionForm, PasswordLoginForm, RegisterForm, first_error
-from login import FACE_MESSAGES, face_login
-from models import User, db
-from security import login_required, login_user, logout_user, verify_password
+from attempts import face_attempt, password_attempt
+from enroll import EnrollError, has_face_photo, known_face_path, register_user
+from forms import ActionForm, FaceLoginForm, PasswordLoginForm, PhotoForm, RegisterForm, first_error
+from security import login_required, login_user, logout_user, safe_next
 
 bp = Blueprint("auth", __name__)
-
-WRONG_PASSWORD = "Wrong username or password"
 
 
 @bp.get("/")
@@ -38,26 +35,31 @@ def register():
 
 
 def _login_page(error=None, status=200):
-    """Render the login page with both forms and an optional error."""
-    page = render_template("login.html", form=ActionForm(), password_form=PasswordLoginForm(),
-                           error=error)
+    """Render the login page (face form for the configured mode, password fallback)."""
+    page = render_template("login.html", form=FaceLoginForm(), password_form=PasswordLoginForm(),
+                           mode=current_app.config["LOGIN_MODE"], error=error)
     return page, status
+
+
+def _finish_login(outcome):
+    """Log the user in and go to the protected page, or show why not."""
+    if outcome.user is None:
+        return _login_page(outcome.message, outcome.status)
+    login_user(outcome.user)
+    return redirect(safe_next(request.args.get("next")) or url_for("auth.protected"))
 
 
 @bp.route("/login", methods=("GET", "POST"))
 def login():
-    """Show the login page; a POST logs in whoever the kiosk camera sees."""
-    if not ActionForm().validate_on_submit():
+    """Show the login page; a POST logs in whoever the kiosk camera sees (as LOGIN_MODE says)."""
+    form = FaceLoginForm()
+    if not form.is_submitted():
         return _login_page()
-    try:
-        decision = face_login()
-    except CameraError as e:
-        return _login_page(str(e), 503)
-    user = db.session.get(User, decision.label) if decision.label is not None else None
-    if user is None:
-        return _login_page(FACE_MESSAGES.get(decision.reason, FACE_MESSAGES["not_recognised"]), 401)
-    login_user(user)
-    return redirect(url_for("auth.protected"))
+    mode = current_app.config["LOGIN_MODE"]
+    error = first_error(form) if not form.validate() else form.missing(mode)
+    if error:
+        return _login_page(error, 400)
+    return _finish_login(face_attempt(mode, form.username.data, form.password.data, request.remote_addr))
 
 
 @bp.post("/login/password")
@@ -66,18 +68,15 @@ def login_password():
     form = PasswordLoginForm()
     if not form.validate_on_submit():
         return _login_page(first_error(form), 400)
-    user = User.by_username(form.username.data)
-    if not verify_password(user, form.password.data):
-        return _login_page(WRONG_PASSWORD, 401)
-    login_user(user)
-    return redirect(url_for("auth.protected"))
+    return _finish_login(password_attempt(form.username.data, form.password.data, request.remote_addr))
 
 
 @bp.get("/protected")
 @login_required
 def protected():
     """Greet the logged-in user with their enrolled photo."""
-    return render_template("protected.html", form=ActionForm())
+    return render_template("protected.html", form=ActionForm(), photo_form=PhotoForm(),
+                           has_photo=has_face_photo(g.user))
 
 
 @bp.get("/protected/photo")

@@ -96,11 +96,12 @@ class Camera:
     def _frames(self, count, deadline):
         """Yield up to `count` BGR frames before `deadline`."""
         for index in range(count):
+            frame = self._read() if time.monotonic() <= deadline else None
             if time.monotonic() > deadline:
+                # Too slow: a frame that arrives late is already stale.
                 if index == 0:
                     raise CameraError("timeout")
                 return
-            frame = self._read()
             if frame is None:
                 # The device went away or the stream ended: reopen next time.
                 self.close()

@@ -59,6 +59,16 @@ def format_summary(r):
     return "\n".join(lines)
 
 
+@faces_cli.command("rekey")
+def rekey_command():
+    """Seal every face template with the first FACE_TEMPLATE_KEY (old keys may follow it)."""
+    from models import reseal_templates, template_cipher
+
+    if template_cipher() is None:
+        raise click.ClickException("Set FACE_TEMPLATE_KEY=NEW_KEY[,OLD_KEY...] first")
+    click.echo(f"Sealed the face templates of {reseal_templates()} users with the new key.")
+
+
 @faces_cli.command("check")
 @click.argument("photo", type=click.Path(exists=True, dir_okay=False))
 def check_command(photo):
@@ -79,6 +89,78 @@ def check_command(photo):
         click.echo(f"{d:.3f}  {names.get(label, label)}{'  (within tolerance)' if d <= tolerance else ''}")
     if not closest:
         click.echo("no users enrolled")
+
+
+@faces_cli.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--workers", type=click.IntRange(1), help="Processes encoding photos [default: all cores].")
+@click.option("--passwords", type=click.Path(dir_okay=False),
+              help="Append the new users' passwords to this file (mode 0600) instead of printing them.")
+def import_command(folder, workers, passwords):
+    """Enrol everybody in FOLDER: FOLDER/<username>.jpg or FOLDER/<username>/*.jpg (up to MAX_TEMPLATES)."""
+    import importer
+
+    importer.import_folder(folder, workers, passwords)
+
+
+def _user_or_fail(username):
+    """Return the user called `username` (any case) or stop with an error."""
+    from models import User
+
+    user = User.by_username(username)
+    if user is None:
+        raise click.ClickException(f"no user called {username}")
+    return user
+
+
+@users_cli.command("create-admin")
+@click.argument("username")
+def create_admin_command(username):
+    """Create admin USERNAME (password asked twice, no face yet), or promote an existing user."""
+    import useradmin
+    from models import User
+
+    user = User.by_username(username)
+    if user is not None:
+        useradmin.promote(user)
+        click.echo(f"{user.username} is now an admin")
+        return
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        useradmin.create_admin(username, password)
+    except useradmin.AccountError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"created admin {username}: log in with the password; add a face photo after logging in")
+
+
+@users_cli.command("list")
+def list_command():
+    """List the accounts: id, name, role, templates, created, last login, lock state."""
+    import useradmin
+    from models import User, db
+
+    when = (lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "never")
+    click.echo(f"{'id':>4}  {'username':<20} {'role':<6} {'faces':>5}  {'created':<16}  {'last login':<16}  state")
+    for user in db.session.execute(db.select(User).order_by(User.id)).scalars():
+        state = "locked" if useradmin.is_locked(user) else "ok"
+        click.echo(f"{user.id:>4}  {user.username:<20} {'admin' if user.is_admin else 'user':<6} "
+                   f"{useradmin.template_count(user):>5}  {when(user.created_at):<16}  "
+                   f"{when(user.last_login_at):<16}  {state}")
+
+
+@users_cli.command("delete")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_command(username, yes):
+    """Delete USERNAME: the account, its face templates and its face photo."""
+    import useradmin
+
+    user = _user_or_fail(username)
+    if not yes:
+        click.confirm(f"Delete {user.username} and their face data?", abort=True)
+    name = user.username
+    useradmin.delete_user(user)
+    click.echo(f"deleted {name}")
 
 
 def init_app(app):

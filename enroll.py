@@ -1,6 +1,7 @@
 """Registration: check the photo, then write the user row and the face photo together or not at all."""
 
 import os
+import shutil
 import uuid
 
 from flask import current_app
@@ -22,9 +23,10 @@ PHOTO_PROBLEMS = {
 class EnrollError(Exception):
     """Registration was refused; the message says what to do, `status` is the HTTP status."""
 
-    def __init__(self, message, status=400):
+    def __init__(self, message, status=400, reason=None):
         super().__init__(message)
         self.status = status
+        self.reason = reason  # for a refused photo: the PHOTO_PROBLEMS key
 
 
 def face_from_photo(rgb):
@@ -35,13 +37,18 @@ def face_from_photo(rgb):
     check = faces.find_single_face(rgb, cfg["MIN_FACE_HEIGHT"], detect_width=1024)
     if check.problem:
         message = PHOTO_PROBLEMS[check.problem].format(count=check.count, min=cfg["MIN_FACE_HEIGHT"])
-        raise EnrollError(message)
+        raise EnrollError(message, reason=check.problem)
     return faces.encode_face(rgb, check.box), check.box
 
 
 def known_face_path(user_id):
     """Return the path of a user's enrolled face photo."""
     return os.path.join(current_app.config["KNOWN_FACES_FOLDER"], f"{int(user_id)}.jpg")
+
+
+def has_face_photo(user):
+    """Return True if `user` has an enrolled face photo on disk."""
+    return os.path.isfile(known_face_path(user.id))
 
 
 def _write_atomically(path, data):
@@ -64,10 +71,16 @@ def _remove(path):
         os.remove(path)
 
 
-def _stage_upload(storage):
-    """Save the upload under a server-made name in UPLOAD_FOLDER and return its path."""
+def _stage_upload(photo):
+    """Save the photo (an upload, bytes or a file path) under a server-made name in UPLOAD_FOLDER."""
     path = os.path.join(current_app.config["UPLOAD_FOLDER"], f"{uuid.uuid4().hex}.upload")
-    storage.save(path)
+    if isinstance(photo, (bytes, bytearray)):
+        with open(path, "wb") as f:
+            f.write(photo)
+    elif isinstance(photo, (str, os.PathLike)):
+        shutil.copyfile(photo, path)
+    else:
+        photo.save(path)
     return path
 
 
@@ -78,29 +91,20 @@ def check_new_face(encoding):
         raise EnrollError("This face is already registered to an account - log in instead", 409)
 
 
-def register_user(username, password, photo):
-    """Create a user from form data and an uploaded photo; on any failure nothing is kept."""
-    if User.by_username(username):
-        raise EnrollError("That username is taken - choose another one", 409)
-    staged = face_file = None
+def save_user(username, password_hash, templates, face_jpeg):
+    """Write a user row and its known_faces/<id>.jpg together, or neither; return the user."""
+    face_file = None
     committed = False
     try:
-        staged = _stage_upload(photo)
-        with open(staged, "rb") as f:
-            rgb = faces.read_image(f.read(), current_app.config["MAX_IMAGE_PIXELS"])
-        encoding, box = face_from_photo(rgb)
-        check_new_face(encoding)
-        user = User(username=username, password_hash=hash_password(password),
-                    face_encodings=[encoding.tolist()], faces_updated_at=utcnow())
+        user = User(username=username, password_hash=password_hash,
+                    face_encodings=templates, faces_updated_at=utcnow())
         db.session.add(user)
         db.session.flush()  # assigns the id that names the face photo
         face_file = known_face_path(user.id)
-        _write_atomically(face_file, faces.encode_jpeg(faces.face_crop(rgb, box)))
+        _write_atomically(face_file, face_jpeg)
         db.session.commit()
         committed = True
         return user
-    except faces.ImageError as e:
-        raise EnrollError(str(e)) from e
     except IntegrityError as e:
         # Another registration took the name between our check and our commit.
         raise EnrollError("That username is taken - choose another one", 409) from e
@@ -113,5 +117,69 @@ def register_user(username, password, photo):
         if not committed:
             db.session.rollback()
             _remove(face_file)
-        if not (committed and current_app.config["KEEP_UPLOADS"]):
+
+
+def register_user(username, password, photo):
+    """Create a user from a name, a password and a photo (upload, bytes or path); on failure keep nothing."""
+    if User.by_username(username):
+        raise EnrollError("That username is taken - choose another one", 409)
+    staged = None
+    saved = False
+    try:
+        staged = _stage_upload(photo)
+        with open(staged, "rb") as f:
+            rgb = faces.read_image(f.read(), current_app.config["MAX_IMAGE_PIXELS"])
+        encoding, box = face_from_photo(rgb)
+        check_new_face(encoding)
+        user = save_user(username, hash_password(password), [encoding.tolist()],
+                         faces.encode_jpeg(faces.face_crop(rgb, box)))
+        saved = True
+        return user
+    except faces.ImageError as e:
+        raise EnrollError(str(e)) from e
+    except OSError as e:
+        current_app.logger.error("could not stage a registration upload: %s", e.strerror)
+        raise EnrollError("We could not save your registration - please try again later or ask staff", 503) from e
+    finally:
+        if not saved:
+            db.session.rollback()
+        if not (saved and current_app.config["KEEP_UPLOADS"]):
             _remove(staged)
+
+
+def add_template(user, photo_bytes):
+    """Add a face template from another photo of `user`; refuse a different or foreign face."""
+    cfg = current_app.config
+    templates = list(user.face_encodings)
+    if len(templates) >= cfg["MAX_TEMPLATES"]:
+        raise EnrollError(f"You already have {len(templates)} photos - remove one before adding another", 409)
+    try:
+        rgb = faces.read_image(photo_bytes, cfg["MAX_IMAGE_PIXELS"])
+    except faces.ImageError as e:
+        raise EnrollError(str(e)) from e
+    encoding, box = face_from_photo(rgb)
+    if templates and faces.face_distance(templates, encoding).min() > cfg["FACE_TOLERANCE"]:
+        raise EnrollError("That photo does not look like your other photos - use a clear photo of you")
+    match = get_gallery().index().identify(encoding)
+    if match.label != user.id and match.distance <= cfg["FACE_TOLERANCE"]:
+        raise EnrollError("That face is registered to another account", 409)
+    user.face_encodings = templates + [encoding.tolist()]
+    user.faces_updated_at = utcnow()
+    if not os.path.isfile(known_face_path(user.id)):
+        # A user with no face yet (an admin made without one, or after a face reset):
+        # this photo becomes the one shown on their page and to admins.
+        _write_atomically(known_face_path(user.id), faces.encode_jpeg(faces.face_crop(rgb, box)))
+    db.session.commit()
+
+
+def remove_template(user, number):
+    """Remove template `number` (1-based) of `user`, keeping at least one."""
+    templates = list(user.face_encodings)
+    if not 1 <= number <= len(templates):
+        raise EnrollError("There is no such photo", 404)
+    if len(templates) == 1:
+        raise EnrollError("Keep at least one photo - add another before removing this one")
+    del templates[number - 1]
+    user.face_encodings = templates
+    user.faces_updated_at = utcnow()
+    db.session.commit()

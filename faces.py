@@ -7,11 +7,12 @@ RGB uint8 arrays; camera frames arrive from OpenCV as BGR and become RGB in
 
 import functools
 import io
+import threading
 from typing import NamedTuple
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 ENCODING_SIZE = 128
 
@@ -20,26 +21,41 @@ class ImageError(ValueError):
     """The bytes are not an image this engine can use."""
 
 
+# dlib's detector and networks keep scratch buffers in the shared model objects:
+# two threads in them at once crash the process (seen: HOG on two image sizes,
+# exit 139). Every call into the engine holds this lock, so concurrent requests
+# (threaded server, live preview) take turns: safety before parallelism.
+ENGINE_LOCK = threading.Lock()
+
+
 @functools.cache
 def _engine():
     """Import face_recognition on first use: importing it loads four dlib models."""
     import face_recognition
 
+    # Importing it sets Pillow's LOAD_TRUNCATED_IMAGES for the whole process;
+    # a truncated upload must be refused, not enrolled half grey.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     return face_recognition
 
 
 def read_image(data, max_pixels=40_000_000):
     """Decode image bytes into an upright RGB uint8 array; raise ImageError if unusable."""
+    too_large = "The picture is too large - use one under {} megapixels".format(max_pixels // 1_000_000)
     try:
         with Image.open(io.BytesIO(data)) as im:
             # The header gives the size before any pixel is decoded, so a
             # decompression bomb is refused without allocating it.
             if im.width * im.height > max_pixels:
-                raise ImageError("The picture is too large - use one under 40 megapixels")
+                raise ImageError(too_large)
             im.seek(0)  # first frame of an animation
             upright = ImageOps.exif_transpose(im)
             return _to_rgb8(upright)
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageError(too_large) from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError("That file is not a picture we can read - use a JPEG or PNG photo") from e
 
 
@@ -84,7 +100,8 @@ def detect_faces(rgb, detect_width=320, upsample=1):
     h, w = rgb.shape[:2]
     scale = min(1.0, detect_width / w)
     small = rgb if scale == 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    boxes = _engine().face_locations(small, number_of_times_to_upsample=upsample, model="hog")
+    with ENGINE_LOCK:
+        boxes = _engine().face_locations(small, number_of_times_to_upsample=upsample, model="hog")
     full = [
         (max(0, round(t / scale)), min(w, round(r / scale)), min(h, round(b / scale)), max(0, round(l / scale)))
         for t, r, b, l in boxes
@@ -119,7 +136,8 @@ def find_single_face(rgb, min_face_height=80, detect_width=320, upsample=1):
 
 def encode_face(rgb, box, jitters=1):
     """Return the 128-d float32 encoding of the face in `box` (landmarks on the full image)."""
-    encodings = _engine().face_encodings(rgb, [box], num_jitters=jitters, model="large")
+    with ENGINE_LOCK:
+        encodings = _engine().face_encodings(rgb, [box], num_jitters=jitters, model="large")
     return np.asarray(encodings[0], dtype=np.float32)
 
 
@@ -139,7 +157,8 @@ def face_landmarks(rgb, box):
     """Return dlib's 68 landmarks of the face in `box` as a (68, 2) float array, in dlib's order."""
     # The public face_landmarks() regroups the points by feature; the raw shape
     # keeps dlib's numbering (eyes at 36-47), which the liveness maths uses.
-    shape = _engine().api._raw_face_landmarks(rgb, [box], model="large")[0]
+    with ENGINE_LOCK:
+        shape = _engine().api._raw_face_landmarks(rgb, [box], model="large")[0]
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
 
@@ -147,6 +166,22 @@ def face_distance(templates, encoding):
     """Return the Euclidean distance from `encoding` to each row of `templates`."""
     templates = np.asarray(templates, dtype=np.float32).reshape(-1, ENCODING_SIZE)
     return np.linalg.norm(templates - np.asarray(encoding, dtype=np.float32), axis=1)
+
+
+@functools.cache
+def _blas():
+    """Return a threadpoolctl controller of the loaded BLAS libraries (finding them is slow, once)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _matvec(matrix, vector):
+    """Return matrix @ vector computed on one BLAS thread."""
+    # On a 2-core kiosk the other core is busy encoding faces, and OpenBLAS threads
+    # waiting for each other turned a 0.06 ms search into 8 ms. The limit costs ~6 us.
+    with _blas().limit(limits=1, user_api="blas"):
+        return matrix @ vector
 
 
 class Match(NamedTuple):
@@ -168,36 +203,73 @@ class FaceIndex:
             raise ValueError("one label per template")
         # |a-b|^2 = |a|^2 - 2ab + |b|^2: the row norms are paid for once here.
         self.sq_norms = np.einsum("ij,ij->i", self.matrix, self.matrix)
+        # One small integer per label: comparing these is ~50x faster than comparing
+        # the label objects, which dominated the search at 100k templates.
+        codes = {}
+        self._codes = np.fromiter((codes.setdefault(label, len(codes)) for label in self.labels),
+                                  dtype=np.int64, count=len(self.labels))
 
     @classmethod
     def from_users(cls, rows):
         """Build the index from (label, [template, ...]) pairs."""
-        labels, templates = [], []
+        labels, blocks, block = [], [], []
         for label, user_templates in rows:
             for template in user_templates:
                 labels.append(label)
-                templates.append(template)
-        return cls(labels, templates)
+                block.append(template)
+            if len(block) >= 4096:
+                # Lists of Python floats take 8x the memory of float32 rows: convert
+                # as we go, or 1M templates peak at 2 GB instead of 0.5 GB.
+                blocks.append(np.asarray(block, dtype=np.float32).reshape(-1, ENCODING_SIZE))
+                block = []
+        blocks.append(np.asarray(block, dtype=np.float32).reshape(-1, ENCODING_SIZE))
+        return cls(labels, np.concatenate(blocks))
+
+    def replace(self, rows):
+        """Return a new index where each label of `rows` ((label, [template, ...]) pairs) has those templates."""
+        rows = list(rows)
+        changed = {label for label, _ in rows}
+        keep = np.fromiter((label not in changed for label in self.labels), dtype=bool, count=len(self.labels))
+        fresh = FaceIndex.from_users(rows)
+        return FaceIndex(np.concatenate([self.labels[keep], fresh.labels]),
+                         np.concatenate([self.matrix[keep], fresh.matrix]))
+
+    def only(self, label):
+        """Return an index of `label`'s templates alone, for 1:1 verification."""
+        keep = self.labels == label
+        return FaceIndex(self.labels[keep], self.matrix[keep])
 
     def __len__(self):
         """Return the number of templates held."""
         return len(self.matrix)
 
+    def _partial(self, q):
+        """Return |t|^2 - 2 t.q for every template t: the squared distance less the constant |q|^2."""
+        partial = _matvec(self.matrix, q)
+        partial *= -2.0
+        partial += self.sq_norms
+        return partial
+
     def distances(self, encoding):
         """Return the distance from `encoding` to every template."""
         q = np.asarray(encoding, dtype=np.float32)
-        sq = self.sq_norms - 2.0 * (self.matrix @ q) + float(q @ q)
-        return np.sqrt(np.maximum(sq, 0.0))
+        sq = self._partial(q)
+        sq += np.float32(q @ q)
+        return np.sqrt(np.maximum(sq, 0.0, out=sq), out=sq)
 
     def identify(self, encoding):
         """Return the closest label and the closest distance among all other labels."""
         if not len(self):
             return Match(None, float("inf"), float("inf"))
-        d = self.distances(encoding)
-        best = int(np.argmin(d))
-        label = self.labels[best]
-        others = d[self.labels != label]
-        return Match(label, float(d[best]), float(others.min()) if len(others) else float("inf"))
+        q = np.asarray(encoding, dtype=np.float32)
+        # Rank on the partial sums: |q|^2 and the square root are paid for the two answers only.
+        partial = self._partial(q)
+        best = int(np.argmin(partial))
+        others = partial[self._codes != self._codes[best]]
+        pair = np.array([partial[best], others.min() if len(others) else np.inf], dtype=np.float32)
+        pair += np.float32(q @ q)
+        nearest, runner_up = np.sqrt(np.maximum(pair, 0.0))
+        return Match(self.labels[best], float(nearest), float(runner_up))
 
 
 class Decision(NamedTuple):
@@ -209,6 +281,8 @@ class Decision(NamedTuple):
     margin: float
     frames: int
     votes: int
+    snapshot: object = None  # the RGB frame the decision rests on, for the optional audit snapshot
+    liveness: str = "off"  # "off", "passed" (a blink was seen) or "failed"
 
 
 def accepts(match, tolerance, margin):
@@ -225,9 +299,10 @@ def decide_burst(rgb_frames, index, tolerance, margin, consensus=2,
     another; frames that are dark or lack exactly one large enough face are skipped.
     """
     votes, problems, frames, faces = {}, {}, 0, 0
-    best = Match(None, float("inf"), float("inf"))
+    best, snapshot = Match(None, float("inf"), float("inf")), None
     for rgb in rgb_frames:
         frames += 1
+        snapshot = rgb if snapshot is None else snapshot
         box, problem, _ = find_single_face(rgb, min_face_height, detect_width)
         if problem:
             problems[problem] = problems.get(problem, 0) + 1
@@ -235,7 +310,7 @@ def decide_burst(rgb_frames, index, tolerance, margin, consensus=2,
         faces += 1
         match = index.identify(encode_face(rgb, box))
         if match.distance < best.distance:
-            best = match
+            best, snapshot = match, rgb
         if accepts(match, tolerance, margin):
             votes[match.label] = votes.get(match.label, 0) + 1
             if len(votes) > 1 or votes[match.label] >= consensus:
@@ -243,9 +318,9 @@ def decide_burst(rgb_frames, index, tolerance, margin, consensus=2,
     gap = best.runner_up - best.distance
     if not faces:
         reason = max(problems, key=problems.get) if problems else "no_face"
-        return Decision(None, reason, best.distance, gap, frames, 0)
+        return Decision(None, reason, best.distance, gap, frames, 0, snapshot)
     if len(votes) == 1:
         (label, count), = votes.items()
         if count >= consensus:
-            return Decision(label, "match", best.distance, gap, frames, count)
-    return Decision(None, "not_recognised", best.distance, gap, frames, sum(votes.values()))
+            return Decision(label, "match", best.distance, gap, frames, count, snapshot)
+    return Decision(None, "not_recognised", best.distance, gap, frames, sum(votes.values()), snapshot)

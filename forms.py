@@ -3,11 +3,26 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import PasswordField, StringField
-from wtforms.validators import InputRequired, Length, Regexp
+from wtforms.validators import InputRequired, Length, Optional, Regexp
 
 
 class ActionForm(FlaskForm):
-    """A button-only form (face login, logout): just the CSRF token."""
+    """A button-only form (logout, admin actions): just the CSRF token."""
+
+
+class FaceLoginForm(FlaskForm):
+    """The face login: a button, plus a username and password in the modes that ask for them."""
+
+    username = StringField("Username", validators=[Optional(), Length(max=64)])
+    password = PasswordField("Password", validators=[Optional(), Length(max=128)])
+
+    def missing(self, mode):
+        """Return the message for a field that `mode` needs but the form lacks, else None."""
+        if mode != "face" and not self.username.data:
+            return "Enter your username"
+        if mode == "face+password" and not self.password.data:
+            return "Enter your password"
+        return None
 
 
 class RegisterForm(FlaskForm):
@@ -24,6 +39,12 @@ class RegisterForm(FlaskForm):
         Length(8, 128, "Use 8 to 128 characters for your password"),
     ])
     photo = FileField("Photo of your face", validators=[FileRequired("Choose a photo of your face")])
+
+
+class PhotoForm(FlaskForm):
+    """One more photo of the logged-in user."""
+
+    photo = FileField("Another photo of your face", validators=[FileRequired("Choose a photo of your face")])
 
 
 class PasswordLoginForm(FlaskForm):

@@ -1,8 +1,12 @@
-"""Face login: a burst from the kiosk camera, decided against the gallery."""
+"""Face login: a burst from the kiosk camera (or the kiosk browser), decided against the gallery."""
+
+from contextlib import contextmanager
 
 from flask import current_app
 
 import faces
+import kiosk
+import liveness
 from camera import get_camera
 from gallery import get_gallery
 
@@ -12,21 +16,66 @@ FACE_MESSAGES = {
     "dark": "No face seen - it is too dark here; face the light",
     "too_small": "No face seen - please step closer to the camera",
     "many_faces": "One person at a time, please - we saw more than one face",
+    "no_blink": "Please blink - look at the camera, press the button, then blink once",
 }
+LIVENESS_MODES = ("off", "blink")
 
 
 def face_login(index=None):
-    """Capture a burst from CAMERA_SOURCE and decide it against `index` (default: everyone).
+    """Take a burst (CAMERA_SOURCE, or the frames the kiosk browser posted) and decide it against `index`.
 
-    Returns a faces.Decision; a CameraError passes up to the caller.
+    `index` defaults to everyone. Returns a faces.Decision; a CameraError (with a
+    `status` when the request's frames do not fit CAMERA_MODE) passes up to the caller.
     """
     cfg = current_app.config
     index = get_gallery().index() if index is None else index
-    camera = get_camera(cfg["CAMERA_SOURCE"])
-    with camera.burst(cfg["CAMERA_FRAMES"], cfg["CAMERA_TIMEOUT"]) as frames:
+    if cfg["LIVENESS"] not in LIVENESS_MODES:
+        # Fail closed: a misspelt setting must not quietly turn liveness off.
+        raise ValueError(f"LIVENESS must be one of {LIVENESS_MODES}, not {cfg['LIVENESS']!r}")
+    if cfg["LIVENESS"] == "blink":
+        return blink_login(index)
+    with kiosk.login_frames() as frames:
         return faces.decide_burst(
-            (faces.frame_to_rgb(f) for f in frames), index,
+            frames, index,
             tolerance=cfg["FACE_TOLERANCE"], margin=cfg["FACE_MARGIN"],
             consensus=cfg["FACE_CONSENSUS"], min_face_height=cfg["MIN_FACE_HEIGHT"],
             detect_width=cfg["DETECT_WIDTH"],
         )
+
+
+
+@contextmanager
+def liveness_frames(count):
+    """Give up to `count` RGB frames, as kiosk.login_frames does for CAMERA_FRAMES."""
+    cfg = current_app.config
+    posted = kiosk.posted_frames(kiosk.browser_mode())
+    if posted:
+        yield [kiosk.decode_frame(f) for f in posted[:count]]
+        return
+    with get_camera(cfg["CAMERA_SOURCE"]).burst(count, cfg["CAMERA_TIMEOUT"]) as frames:
+        yield (faces.frame_to_rgb(f) for f in frames)
+
+
+def blink_login(index):
+    """Watch for a blink over LIVENESS_FRAMES frames, then decide the frames around it against `index`.
+
+    Only landmarks run until the blink; then the frame before it, its deepest
+    frame and the frame after it must all match one person, so one face cannot
+    blink while another is matched. Returns a faces.Decision with `liveness` set.
+    """
+    cfg = current_app.config
+    with liveness_frames(cfg["LIVENESS_FRAMES"]) as frames:
+        watch = liveness.watch_for_blink(
+            frames, ratio=cfg["BLINK_RATIO"], min_closed=cfg["BLINK_MIN_FRAMES"],
+            max_closed=cfg["BLINK_MAX_FRAMES"], min_face_height=cfg["MIN_FACE_HEIGHT"],
+            detect_width=cfg["DETECT_WIDTH"],
+        )
+    if not watch.frames:
+        return faces.Decision(None, watch.reason, float("inf"), float("nan"), watch.seen, 0,
+                              watch.snapshot, liveness="failed")
+    decision = faces.decide_burst(
+        watch.frames, index, tolerance=cfg["FACE_TOLERANCE"], margin=cfg["FACE_MARGIN"],
+        consensus=len(watch.frames), min_face_height=cfg["MIN_FACE_HEIGHT"],
+        detect_width=cfg["DETECT_WIDTH"],
+    )
+    return decision._replace(frames=watch.seen, liveness="passed")

@@ -4,6 +4,7 @@ import functools
 import os
 import secrets
 import time
+from urllib.parse import urlsplit
 
 from flask import current_app, g, redirect, request, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -83,13 +84,23 @@ def load_logged_in_user():
 
 
 def login_required(view):
-    """Redirect anonymous visitors to the login page."""
+    """Redirect anonymous visitors to the login page, which brings them back afterwards."""
     @functools.wraps(view)
     def wrapped(**kwargs):
         if g.user is None:
-            return redirect(url_for("auth.login"))
+            return redirect(url_for("auth.login", next=request.path))
         return view(**kwargs)
     return wrapped
+
+
+def safe_next(target):
+    """Return `target` if it is a path on this site, else None (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
+        return None
+    return target
 
 
 def set_security_headers(response):

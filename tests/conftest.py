@@ -127,21 +127,34 @@ def media(photos, tmp_path_factory):
 
 
 @pytest.fixture
-def app(tmp_path, media):
+def make_app(tmp_path, media):
+    """Return a function creating an app with the test settings; keyword arguments override them.
+
+    Apps made in one test share the database file and folders, like processes of one site.
+    """
+    def make(**config):
+        app = create_app({
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
+            "UPLOAD_FOLDER": str(tmp_path / "uploads"),
+            "KNOWN_FACES_FOLDER": str(tmp_path / "known_faces"),
+            "CAMERA_SOURCE": media["grace_video"],
+            "CAMERA_TIMEOUT": 10.0,
+            "WTF_CSRF_ENABLED": False,
+            # A cheap hash keeps the suite fast; test_security checks the real default.
+            "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+            **config,
+        })
+        app.instance_path = str(tmp_path / "instance")
+        return app
+    return make
+
+
+@pytest.fixture
+def app(make_app):
     """A fresh app with its own SQLite database and folders; the camera plays Grace's clip."""
-    app = create_app({
-        "TESTING": True,
-        "SECRET_KEY": "test",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
-        "UPLOAD_FOLDER": str(tmp_path / "uploads"),
-        "KNOWN_FACES_FOLDER": str(tmp_path / "known_faces"),
-        "CAMERA_SOURCE": media["grace_video"],
-        "CAMERA_TIMEOUT": 10.0,
-        "WTF_CSRF_ENABLED": False,
-        # A cheap hash keeps the suite fast; test_security checks the real default.
-        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
-    })
-    app.instance_path = str(tmp_path / "instance")
+    app = make_app()
     with app.app_context():
         db.create_all()
     yield app
@@ -230,3 +243,117 @@ def people_dir(photos, tmp_path_factory):
         for i, params in enumerate(variants):
             cv2.imwrite(str(root / name / f"{i}.jpg"), alter(image, **params))
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """Admin URL of a PostgreSQL server: TEST_POSTGRES_URL, else a throwaway cluster on 127.0.0.1.
+
+    Without PostgreSQL the test is skipped, except under CI=true, where it fails.
+    """
+    import pg_cluster
+
+    if os.environ.get("TEST_POSTGRES_URL"):
+        yield os.environ["TEST_POSTGRES_URL"]
+        return
+    cluster = None
+    try:
+        cluster = pg_cluster.Cluster()
+        url = cluster.start()
+    except pg_cluster.Unavailable as e:
+        if cluster is not None:
+            cluster.stop()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must test PostgreSQL: {e}")
+        pytest.skip(f"no local PostgreSQL: {e}")
+    yield url
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """URL of a new empty PostgreSQL database, dropped after the test."""
+    import pg_cluster
+
+    url = pg_cluster.create_database(postgres_server)
+    yield url
+    pg_cluster.drop_database(url)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A clock for lockouts and rate limits that tests move by hand instead of sleeping."""
+    from datetime import datetime, timedelta, timezone
+
+    import lockout
+
+    class Clock:
+        now = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
+
+        def __call__(self):
+            return self.now
+
+        def advance(self, seconds):
+            self.now += timedelta(seconds=seconds)
+
+    fake = Clock()
+    monkeypatch.setattr(lockout, "clock", fake)
+    return fake
+
+
+BLINK_AT = range(16, 20)  # the closed-eye frames of the blink clips: 4 frames (133 ms at 30 fps)
+
+
+def close_eyes(image):
+    """Paint the eyes of the one face in a BGR image shut: cheek skin over each eye, a dark lid slit."""
+    import faces
+
+    rgb = faces.frame_to_rgb(image)
+    points = faces.face_landmarks(rgb, faces.find_single_face(rgb).box)
+    out = image.astype(np.float32)
+    for eye in (points[36:42], points[42:48]):
+        centre = eye.mean(axis=0)
+        eye = centre + (eye - centre) * (1.2, 1.0)  # a little wider than the landmarks
+        width = np.linalg.norm(eye[3] - eye[0])
+        cheek = image[int(centre[1] + 0.6 * width):int(centre[1] + 0.9 * width), int(eye[0][0]):int(eye[3][0])]
+        mask = np.zeros(image.shape[:2], np.float32)
+        angle = np.degrees(np.arctan2(*(eye[3] - eye[0])[::-1]))
+        axes = (round(0.75 * width), round(0.5 * width))
+        cv2.ellipse(mask, tuple(int(v) for v in centre.round()), axes, angle, 0, 360, 1.0, -1)
+        mask = cv2.GaussianBlur(mask, (0, 0), 0.1 * width)[..., None]  # soft edge: no new eye outline
+        out = out * (1 - mask) + np.median(cheek.reshape(-1, 3), axis=0) * mask
+        # The closed lid: a thin dark slit from corner to corner, sagging a little.
+        t = np.linspace(0, 1, 16)[:, None]
+        middle = eye[0] + t * (eye[3] - eye[0]) + (0, 0.08 * width) * np.sin(np.pi * t)
+        half = (0, 0.05 * width) * np.sin(np.pi * t)
+        slit = np.vstack([middle - half, (middle + half)[::-1]]).round().astype(np.int32)
+        cv2.fillPoly(out, [slit], (30, 30, 40), cv2.LINE_AA)
+    return out.astype(np.uint8)
+
+
+def squash(image, factor):
+    """Shrink a picture vertically about its middle, as a photo tilted back looks to the camera."""
+    h, w = image.shape[:2]
+    m = np.float32([[1, 0, 0], [0, factor, (1 - factor) * h / 2]])
+    return cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def blink_video(path, open_image, blink_image, frames=36):
+    """A 30 fps clip like person_video: `open_image`, with `blink_image` at the BLINK_AT frames."""
+    clip = [alter(blink_image if i in BLINK_AT else open_image,
+                  angle=3 * np.sin(i), gain=0.85 + 0.03 * (i % 5), quality=70) for i in range(frames)]
+    return write_video(path, clip)
+
+
+@pytest.fixture(scope="session")
+def blink_media(photos, tmp_path_factory):
+    """Clips with a real blink, with another person's blink spliced in, and with a tilted photo."""
+    d = tmp_path_factory.mktemp("blinks")
+    grace, luis = on_canvas(load_bgr(photos["grace"])), on_canvas(load_bgr(photos["luis"]))
+    astronaut = on_canvas(load_bgr(photos["astronaut"])[0:260, 100:330])  # the face, without the patch
+    return {
+        "grace_blinks": blink_video(d / "grace_blinks.avi", grace, close_eyes(grace)),
+        "astronaut_blinks_in_grace": blink_video(d / "astronaut_in_grace.avi", grace, close_eyes(astronaut)),
+        "grace_blinks_in_luis": blink_video(d / "grace_in_luis.avi", luis, close_eyes(grace)),
+        "luis_tilted": blink_video(d / "luis_tilted.avi", luis, squash(luis, 0.6)),
+    }

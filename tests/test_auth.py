@@ -84,7 +84,7 @@ def test_wrong_password_and_unknown_user_look_the_same(kiosk, photos):
 
 def test_protected_requires_login(client):
     response = client.get("/protected")
-    assert response.status_code == 302 and response.headers["Location"] == "/login"
+    assert response.status_code == 302 and response.headers["Location"] == "/login?next=/protected"
     assert client.get("/protected/photo").status_code == 302
 
 
@@ -144,3 +144,16 @@ def test_ambiguous_match_is_refused_by_margin(app, kiosk, media, photos):
     kiosk.look(media["grace_video"])
     response = kiosk.face_login()
     assert response.status_code == 401 and b"Face not recognised" in response.data
+
+
+def test_next_brings_the_user_back_to_a_local_page_only(kiosk, photos):
+    kiosk.register("grace", photos["grace"])
+    back = kiosk.client.post("/login/password?next=/protected/photo",
+                             data={"username": "grace", "password": "correct horse"})
+    assert back.headers["Location"] == "/protected/photo"
+    for target in ["//evil.example", "https://evil.example/", "/\\evil.example", "javascript:alert(1)",
+                   "/\r\nSet-Cookie:x", "evil.example", "///evil.example"]:
+        kiosk.client.post("/logout")
+        response = kiosk.client.post("/login/password", query_string={"next": target},
+                                     data={"username": "grace", "password": "correct horse"})
+        assert response.headers["Location"] == "/protected", target

@@ -78,3 +78,20 @@ def test_every_post_needs_a_csrf_token(app, client, path):
     app.config["WTF_CSRF_ENABLED"] = True
     response = client.post(path, data={"username": "grace", "password": "correct horse"})
     assert response.status_code == 400 and b"This page has expired" in response.data
+
+
+def test_unknown_user_costs_as_much_as_a_wrong_password(app, kiosk, photos):
+    import time
+    # A real (if lighter than default) scrypt cost, so a skipped hash would show plainly.
+    app.config["PASSWORD_HASH_METHOD"] = "scrypt:32768:8:1"
+    kiosk.register("grace", photos["grace"], password="correct horse")
+
+    def timed(username):
+        start = time.perf_counter()
+        response = kiosk.password_login(username, "wrong horse")
+        return time.perf_counter() - start, response
+    timed("nobody")  # warm-up: the dummy hash is made once
+    wrong = sorted(timed("grace")[0] for _ in range(3))[1]
+    unknown = sorted(timed(f"nobody{i}")[0] for i in range(3))[1]
+    assert 0.5 < unknown / wrong < 2.0, (unknown, wrong)
+    assert timed("nobody")[1].status_code == timed("grace")[1].status_code == 401

@@ -1,0 +1,116 @@
+// The kiosk pages without inline scripts: a "looking..." state for face login and,
+// with CAMERA_MODE=browser, the camera of this browser (getUserMedia) as the kiosk
+// camera. Without JavaScript the forms still post as usual.
+"use strict";
+
+(function () {
+  const browserMode = document.body.dataset.cameraMode === "browser";
+  const video = document.querySelector("[data-camera-video]");
+  let cameraReady = null;
+
+  function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  // Start this browser's camera in the page's <video>; resolves once it shows pictures.
+  function startCamera() {
+    if (!cameraReady) {
+      if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+        cameraReady = Promise.reject(new Error("no camera API (the page needs https or localhost)"));
+      } else {
+        cameraReady = navigator.mediaDevices
+          .getUserMedia({ video: { width: 640, height: 480, facingMode: "user" }, audio: false })
+          .then(async (stream) => {
+            video.srcObject = stream;
+            video.hidden = false;
+            await video.play();
+            while (!video.videoWidth) await sleep(50);
+          });
+      }
+      cameraReady.catch(() => {});
+    }
+    return cameraReady;
+  }
+
+  // One JPEG of what the camera shows now.
+  function grab() {
+    const canvas = document.createElement("canvas");
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0);
+    return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+  }
+
+  // The message of a refused request: the page's alert line, or the status.
+  async function messageOf(response) {
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const alert = page.querySelector("[role=alert]");
+    return alert ? alert.textContent.trim() : "Something went wrong (" + response.status + ") - try again";
+  }
+
+  function setBusy(form, busy, text) {
+    const button = form.querySelector("button[type=submit]");
+    const status = form.querySelector("[data-status]");
+    if (!button.dataset.label) button.dataset.label = button.textContent;
+    form.classList.toggle("looking", busy);
+    form.setAttribute("aria-busy", busy ? "true" : "false");
+    button.disabled = busy;
+    button.textContent = busy ? "Looking\u2026" : button.dataset.label;
+    if (text !== undefined) status.textContent = text;
+  }
+
+  function showError(form, message) {
+    const status = form.querySelector("[data-status]");
+    setBusy(form, false, message);
+    status.classList.add("error");
+    status.setAttribute("role", "alert");
+  }
+
+  // Post the form with camera frames attached; follow a redirect, else show the refusal.
+  async function postWithFrames(form, count, gap) {
+    const data = new FormData(form);
+    for (let i = 0; i < count; i++) {
+      if (i) await sleep(gap);
+      data.append("frame", await grab(), "frame" + i + ".jpg");
+    }
+    const response = await fetch(form.action, { method: "POST", body: data });
+    if (response.redirected && response.ok) {
+      window.location.assign(response.url);
+      return;
+    }
+    showError(form, await messageOf(response));
+  }
+
+  function handle(form, count, busyText) {
+    form.addEventListener("submit", (event) => {
+      if (form.classList.contains("looking")) {
+        event.preventDefault();  // one burst at a time
+        return;
+      }
+      form.querySelector("[data-status]").classList.remove("error");
+      setBusy(form, true, busyText);
+      if (!browserMode) return;  // the plain POST goes on; the page shows "looking" until it answers
+      event.preventDefault();
+      startCamera()
+        .then(() => postWithFrames(form, count, 120))
+        .catch(() => showError(form, "The camera of this kiosk is not available - use the password or a photo file instead"));
+    });
+  }
+
+  const login = document.querySelector("[data-face-login]");
+  if (login) handle(login, Number(login.dataset.frames) || 5, "Looking at you - hold still\u2026");
+  const capture = document.querySelector("[data-capture-form]");
+  if (capture) handle(capture, 1, "Taking your photo - hold still\u2026");
+  if (browserMode && video) {
+    startCamera().catch(() => {
+      document.querySelectorAll("[data-status]").forEach((status) => {
+        status.textContent = "The camera of this kiosk is not available - use the password or a photo file instead";
+      });
+    });
+  }
+
+  // Coming back with the Back button shows the page as it was left: not looking any more.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) document.querySelectorAll("form.looking").forEach((form) => setBusy(form, false));
+  });
+})();

@@ -1,0 +1,109 @@
+"""/admin: admins only; every action asks first, then deletes, resets a face or re-enables."""
+
+from datetime import timedelta
+
+import pytest
+
+from models import LoginAttempt, User, db, utcnow
+
+
+@pytest.fixture
+def admin(app, runner, kiosk, photos):
+    """Grace and Luis registered, and the admin "boss" logged in with the password."""
+    kiosk.register("grace", photos["grace"])
+    kiosk.register("luis", photos["luis"])
+    runner.invoke(args=["users", "create-admin", "boss"], input="s3cret pass\ns3cret pass\n")
+    kiosk.password_login("boss", "s3cret pass")
+    return kiosk.client
+
+
+def _user(app, name):
+    with app.app_context():
+        return User.by_username(name)
+
+
+def test_anonymous_go_to_login_and_users_are_refused(client, kiosk, photos):
+    assert client.get("/admin").headers["Location"] == "/login"
+    kiosk.register("grace", photos["grace"])
+    kiosk.password_login("grace", "correct horse")
+    for response in (client.get("/admin"), client.get("/admin/users/1/photo"),
+                     client.get("/admin/users/1/delete"), client.post("/admin/users/1/delete")):
+        assert response.status_code == 403 and b"for administrators only" in response.data
+    assert _user(client.application, "grace") is not None
+
+
+def test_admin_page_lists_users_with_photos_and_attempts(app, admin):
+    with app.app_context():
+        db.session.add(LoginAttempt(at=utcnow(), mode="face", outcome="failure", reason="not_recognised",
+                                    matched_user_id=None, claimed_user_id=1, distance=0.61,
+                                    client_addr="127.0.0.1"))
+        db.session.commit()
+    page = admin.get("/admin").get_data(as_text=True)
+    assert 'src="/admin/users/1/photo"' in page and 'src="/admin/users/2/photo"' in page
+    assert "boss" in page and "no photo" in page and "(face login off)" in page
+    assert "not_recognised" in page and "0.610" in page
+    photo = admin.get("/admin/users/1/photo")
+    assert photo.status_code == 200 and photo.mimetype == "image/jpeg"
+
+
+def test_delete_asks_first_then_removes_everything(app, admin, stored_files, user_count):
+    page = admin.get("/admin/users/1/delete")
+    assert page.status_code == 200 and b"Delete grace?" in page.data and user_count() == 3
+    response = admin.post("/admin/users/1/delete")
+    assert response.headers["Location"] == "/admin"
+    assert _user(app, "grace") is None and user_count() == 2
+    assert [f.rsplit("/", 1)[-1] for f in stored_files()] == ["2.jpg"]
+    assert b"grace was deleted" in admin.get("/admin").data
+
+
+def test_admin_cannot_delete_own_account(app, admin):
+    response = admin.post("/admin/users/3/delete")
+    assert response.status_code == 409 and _user(app, "boss") is not None
+
+
+def test_reset_face_turns_face_login_off_until_a_new_photo(app, admin, kiosk, stored_files):
+    assert b"Reset grace" in admin.get("/admin/users/1/reset-face").data
+    admin.post("/admin/users/1/reset-face")
+    with app.app_context():
+        assert db.session.get(User, 1).face_encodings == []
+    assert [f.rsplit("/", 1)[-1] for f in stored_files()] == ["2.jpg"]
+    admin.post("/logout")
+    response = kiosk.face_login()  # the camera shows Grace
+    assert response.status_code == 401 and b"Face not recognised" in response.data
+    assert kiosk.password_login("grace", "correct horse").headers["Location"] == "/protected"
+
+
+def test_unlock_clears_every_lock(app, admin):
+    with app.app_context():
+        grace = db.session.get(User, 1)
+        later = utcnow() + timedelta(hours=1)
+        grace.face_failures, grace.face_locked_until, grace.face_disabled = 60, later, True
+        grace.password_failures, grace.password_locked_until = 7, later
+        db.session.commit()
+    assert b"locked" in admin.get("/admin").data
+    admin.post("/admin/users/1/unlock")
+    with app.app_context():
+        grace = db.session.get(User, 1)
+        assert (grace.face_failures, grace.face_locked_until, grace.face_disabled) == (0, None, False)
+        assert (grace.password_failures, grace.password_locked_until) == (0, None)
+
+
+def test_actions_need_csrf_and_a_known_action(app, admin, user_count):
+    assert admin.post("/admin/users/1/promote").status_code == 404
+    assert admin.get("/admin/users/99/delete").status_code == 404
+    app.config["WTF_CSRF_ENABLED"] = True
+    response = admin.post("/admin/users/1/delete")
+    assert response.status_code == 400 and user_count() == 3
+
+
+def test_after_a_face_reset_a_new_photo_turns_face_login_back_on(app, admin, kiosk, photos, stored_files):
+    admin.post("/admin/users/1/reset-face")
+    admin.post("/logout")
+    kiosk.password_login("grace", "correct horse")
+    with open(photos["grace"], "rb") as f:
+        response = kiosk.client.post("/protected/faces", data={"photo": (f, "me.jpg")},
+                                     content_type="multipart/form-data")
+    assert response.headers["Location"] == "/protected"
+    assert sorted(f.rsplit("/", 1)[-1] for f in stored_files()) == ["1.jpg", "2.jpg"]
+    kiosk.client.post("/logout")
+    assert kiosk.face_login().headers["Location"] == "/protected"
