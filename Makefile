@@ -31,9 +31,10 @@ run: install
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 THREADS ?= 8
+SERVE_ARGS ?=
 serve: install
 	$(BIN)/flask db upgrade
-	$(BIN)/python serve.py --host $(HOST) --port $(PORT) --threads $(THREADS)
+	$(BIN)/python serve.py --host $(HOST) --port $(PORT) --threads $(THREADS) $(SERVE_ARGS)
 
 # Browser tests drive Debian's Chromium through the playwright package (pinned in
 # requirements-dev.txt); `playwright install` is never run, it downloads its own browser.

@@ -68,6 +68,13 @@ def create_app(test_config=None):
     for folder in (app.instance_path, app.config["UPLOAD_FOLDER"], app.config["KNOWN_FACES_FOLDER"]):
         os.makedirs(folder, exist_ok=True)
 
+    register_extensions(app)
+    register_blueprints(app)
+    return app
+
+
+def register_extensions(app):
+    """Attach the database, migrations, CSRF, security hooks, the face gallery, errors and commands."""
     db.init_app(app)
     check_template_key(app)
     # Batch migrations rebuild SQLite tables, which drops the expression index on
@@ -78,8 +85,11 @@ def create_app(test_config=None):
     gallery.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
+
+
+def register_blueprints(app):
+    """Attach the pages."""
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
     kiosk.init_app(app)
     admin.init_app(app)
-    return app

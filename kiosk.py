@@ -82,14 +82,15 @@ def posted_frames(browser):
 
 
 @contextmanager
-def login_frames():
-    """Give the login burst as RGB frames: from the server camera, or as posted by the kiosk browser."""
+def login_frames(count=None):
+    """Give up to `count` (default CAMERA_FRAMES) RGB frames: from the server camera or the kiosk browser."""
     cfg = current_app.config
+    count = count or cfg["CAMERA_FRAMES"]
     posted = posted_frames(browser_mode())
     if posted:
-        yield [decode_frame(f) for f in posted[:cfg["CAMERA_FRAMES"]]]
+        yield [decode_frame(f) for f in posted[:count]]
         return
-    with get_camera(cfg["CAMERA_SOURCE"]).burst(cfg["CAMERA_FRAMES"], cfg["CAMERA_TIMEOUT"]) as frames:
+    with get_camera(cfg["CAMERA_SOURCE"]).burst(count, cfg["CAMERA_TIMEOUT"]) as frames:
         yield (faces.frame_to_rgb(f) for f in frames)
 
 

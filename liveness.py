@@ -108,7 +108,7 @@ def watch_for_blink(rgb_frames, ratio=0.65, min_closed=2, max_closed=12,
     values, problems, rgb = [], {}, None
     recent = deque(maxlen=max_closed + 2)  # enough to reach back to the frame before a blink
     for i, rgb in enumerate(rgb_frames):
-        box, problem, _ = faces.find_single_face(rgb, min_face_height, detect_width)
+        box, problem, _ = faces.find_single_face(rgb, min_face_height, detect_width, quick=True)
         if problem:
             problems[problem] = problems.get(problem, 0) + 1
             values.append(None)

@@ -1,13 +1,10 @@
 """Face login: a burst from the kiosk camera (or the kiosk browser), decided against the gallery."""
 
-from contextlib import contextmanager
-
 from flask import current_app
 
 import faces
 import kiosk
 import liveness
-from camera import get_camera
 from gallery import get_gallery
 
 FACE_MESSAGES = {
@@ -43,19 +40,6 @@ def face_login(index=None):
         )
 
 
-
-@contextmanager
-def liveness_frames(count):
-    """Give up to `count` RGB frames, as kiosk.login_frames does for CAMERA_FRAMES."""
-    cfg = current_app.config
-    posted = kiosk.posted_frames(kiosk.browser_mode())
-    if posted:
-        yield [kiosk.decode_frame(f) for f in posted[:count]]
-        return
-    with get_camera(cfg["CAMERA_SOURCE"]).burst(count, cfg["CAMERA_TIMEOUT"]) as frames:
-        yield (faces.frame_to_rgb(f) for f in frames)
-
-
 def blink_login(index):
     """Watch for a blink over LIVENESS_FRAMES frames, then decide the frames around it against `index`.
 
@@ -64,7 +48,7 @@ def blink_login(index):
     blink while another is matched. Returns a faces.Decision with `liveness` set.
     """
     cfg = current_app.config
-    with liveness_frames(cfg["LIVENESS_FRAMES"]) as frames:
+    with kiosk.login_frames(cfg["LIVENESS_FRAMES"]) as frames:
         watch = liveness.watch_for_blink(
             frames, ratio=cfg["BLINK_RATIO"], min_closed=cfg["BLINK_MIN_FRAMES"],
             max_closed=cfg["BLINK_MAX_FRAMES"], min_face_height=cfg["MIN_FACE_HEIGHT"],

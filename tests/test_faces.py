@@ -122,7 +122,7 @@ def test_empty_index_matches_nobody():
 
 def test_decide_burst_needs_consensus_and_vetoes_a_second_person(monkeypatch):
     """decide_burst with the engine replaced by fixed vectors (one "frame" = one vector)."""
-    monkeypatch.setattr(faces, "find_single_face", lambda rgb, *a: faces.FaceCheck((0, 1, 1, 0), None, 1))
+    monkeypatch.setattr(faces, "find_single_face", lambda rgb, *a, **k: faces.FaceCheck((0, 1, 1, 0), None, 1))
     monkeypatch.setattr(faces, "encode_face", lambda rgb, box: rgb)
     a, b = np.zeros(128, np.float32), np.full(128, 0.1, np.float32)
     index = faces.FaceIndex(["a", "b"], [a, b])
@@ -131,3 +131,15 @@ def test_decide_burst_needs_consensus_and_vetoes_a_second_person(monkeypatch):
     assert decide([a + 0.01]).reason == "not_recognised"  # one vote is not enough
     assert decide([a, b, a]).reason == "not_recognised"  # b vetoes
     assert decide([a, a, b]).frames == 2  # stops as soon as it is sure
+
+
+def test_quick_detection_falls_back_to_upsampling_for_smaller_faces(photos):
+    from conftest import on_canvas
+    grace = load_bgr(photos["grace"])
+    near = faces.frame_to_rgb(on_canvas(grace, height=420))  # face about 140 px tall
+    far = faces.frame_to_rgb(on_canvas(grace, height=260))   # face about 90 px: needs upsampling
+    assert not faces.detect_faces(far, 320, upsample=0)
+    for frame in (near, far):
+        quick, full = faces.find_single_face(frame, quick=True), faces.find_single_face(frame)
+        assert quick.problem is None and full.problem is None
+        assert np.abs(np.subtract(quick.box, full.box)).max() < 30
