@@ -1,6 +1,7 @@
 """Registration: check the photo, then write the user row and the face photo together or not at all."""
 
 import os
+import threading
 import shutil
 import uuid
 
@@ -84,6 +85,12 @@ def _stage_upload(photo):
     return path
 
 
+# Checking that a face is new and saving it must not interleave with another
+# enrolment in this process, or two accounts racing with one face could both
+# pass the check. (Across processes the window remains: see SECURITY.md.)
+ENROL_LOCK = threading.Lock()
+
+
 def check_new_face(encoding):
     """Refuse a face that already belongs to an enrolled account."""
     match = get_gallery().index().identify(encoding)
@@ -130,9 +137,10 @@ def register_user(username, password, photo):
         with open(staged, "rb") as f:
             rgb = faces.read_image(f.read(), current_app.config["MAX_IMAGE_PIXELS"])
         encoding, box = face_from_photo(rgb)
-        check_new_face(encoding)
-        user = save_user(username, hash_password(password), [encoding.tolist()],
-                         faces.encode_jpeg(faces.face_crop(rgb, box)))
+        password_hash, face_jpeg = hash_password(password), faces.encode_jpeg(faces.face_crop(rgb, box))
+        with ENROL_LOCK:
+            check_new_face(encoding)
+            user = save_user(username, password_hash, [encoding.tolist()], face_jpeg)
         saved = True
         return user
     except faces.ImageError as e:
@@ -160,16 +168,21 @@ def add_template(user, photo_bytes):
     encoding, box = face_from_photo(rgb)
     if templates and faces.face_distance(templates, encoding).min() > cfg["FACE_TOLERANCE"]:
         raise EnrollError("That photo does not look like your other photos - use a clear photo of you")
-    match = get_gallery().index().identify(encoding)
-    if match.label != user.id and match.distance <= cfg["FACE_TOLERANCE"]:
-        raise EnrollError("That face is registered to another account", 409)
-    user.face_encodings = templates + [encoding.tolist()]
-    user.faces_updated_at = utcnow()
-    if not os.path.isfile(known_face_path(user.id)):
-        # A user with no face yet (an admin made without one, or after a face reset):
-        # this photo becomes the one shown on their page and to admins.
-        _write_atomically(known_face_path(user.id), faces.encode_jpeg(faces.face_crop(rgb, box)))
-    db.session.commit()
+    with ENROL_LOCK:
+        match = get_gallery().index().identify(encoding)
+        if match.label != user.id and match.distance <= cfg["FACE_TOLERANCE"]:
+            raise EnrollError("That face is registered to another account", 409)
+        user.face_encodings = templates + [encoding.tolist()]
+        user.faces_updated_at = utcnow()
+        try:
+            if not os.path.isfile(known_face_path(user.id)):
+                # A user with no face yet (an admin made without one, or after a face
+                # reset): this photo becomes the one shown on their page and to admins.
+                _write_atomically(known_face_path(user.id), faces.encode_jpeg(faces.face_crop(rgb, box)))
+            db.session.commit()
+        except (OSError, OperationalError) as e:
+            db.session.rollback()
+            raise EnrollError("We could not save your photo - please try again later or ask staff", 503) from e
 
 
 def remove_template(user, number):
