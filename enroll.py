@@ -21,6 +21,9 @@ PHOTO_PROBLEMS = {
 }
 
 
+SAVE_FAILED = "We could not save your registration - please try again later or ask staff"
+
+
 class EnrollError(Exception):
     """Registration was refused; the message says what to do, `status` is the HTTP status."""
 
@@ -119,7 +122,7 @@ def save_user(username, password_hash, templates, face_jpeg):
         raise EnrollError("The system is busy - please try again in a moment", 503) from e
     except OSError as e:
         current_app.logger.error("could not store a registration: %s", e.strerror)
-        raise EnrollError("We could not save your registration - please try again later or ask staff", 503) from e
+        raise EnrollError(SAVE_FAILED, 503) from e
     finally:
         if not committed:
             db.session.rollback()
@@ -147,7 +150,7 @@ def register_user(username, password, photo):
         raise EnrollError(str(e)) from e
     except OSError as e:
         current_app.logger.error("could not stage a registration upload: %s", e.strerror)
-        raise EnrollError("We could not save your registration - please try again later or ask staff", 503) from e
+        raise EnrollError(SAVE_FAILED, 503) from e
     finally:
         if not saved:
             db.session.rollback()

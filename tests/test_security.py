@@ -73,11 +73,31 @@ def test_security_headers_on_every_page(client, path):
     assert headers["Referrer-Policy"] == "no-referrer"
 
 
-@pytest.mark.parametrize("path", ["/login", "/login/password", "/logout", "/register"])
-def test_every_post_needs_a_csrf_token(app, client, path):
+def _post_paths(app):
+    """Every POST route of the app, with a sample value for its URL arguments."""
+    return sorted(rule.rule.replace("<int:number>", "1").replace("<int:user_id>", "1").replace("<action>", "delete")
+                  for rule in app.url_map.iter_rules() if "POST" in rule.methods)
+
+
+def test_every_post_needs_a_valid_csrf_token(app, kiosk, photos):
+    kiosk.register("grace", photos["grace"])
+    kiosk.password_login("grace", "correct horse")  # logged in: protected routes reach their checks
     app.config["WTF_CSRF_ENABLED"] = True
-    response = client.post(path, data={"username": "grace", "password": "correct horse"})
-    assert response.status_code == 400 and b"This page has expired" in response.data
+    paths = _post_paths(app)
+    assert {"/login", "/login/password", "/logout", "/register", "/protected/faces", "/admin/users/1/delete"} <= set(paths)
+    for path in paths:
+        for token in ({}, {"csrf_token": "forged"}):
+            response = kiosk.client.post(path, data={"username": "grace", "password": "x", **token})
+            assert response.status_code == 400 and b"This page has expired" in response.data, path
+    assert kiosk.client.get("/protected").status_code == 200  # nothing above logged grace out
+
+
+@pytest.mark.parametrize("path", ["/static/style.css", "/no-such-page", "/camera/stream"])
+def test_security_headers_on_other_responses(client, path):
+    response = client.get(path, environ_base={"REMOTE_ADDR": "192.0.2.7"})  # not the kiosk: 403 stream
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    response.close()
 
 
 def test_unknown_user_costs_as_much_as_a_wrong_password(app, kiosk, photos):
