@@ -13,6 +13,7 @@ import cli
 import errors
 import gallery
 import kiosk
+import login
 import security
 from models import check_template_key, db
 
@@ -83,6 +84,7 @@ def register_extensions(app):
     csrf.init_app(app)
     security.init_app(app)
     gallery.init_app(app)
+    login.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
 

@@ -16,6 +16,14 @@ FACE_MESSAGES = {
     "no_blink": "Please blink - look at the camera, press the button, then blink once",
 }
 LIVENESS_MODES = ("off", "blink")
+LOGIN_MODES = ("face", "username+face", "face+password")
+
+
+def init_app(app):
+    """Refuse to start with a misspelt LOGIN_MODE or LIVENESS: it must not quietly weaken the login."""
+    for key, allowed in (("LOGIN_MODE", LOGIN_MODES), ("LIVENESS", LIVENESS_MODES)):
+        if app.config[key] not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {app.config[key]!r}")
 
 
 def face_login(index=None):
@@ -26,9 +34,6 @@ def face_login(index=None):
     """
     cfg = current_app.config
     index = get_gallery().index() if index is None else index
-    if cfg["LIVENESS"] not in LIVENESS_MODES:
-        # Fail closed: a misspelt setting must not quietly turn liveness off.
-        raise ValueError(f"LIVENESS must be one of {LIVENESS_MODES}, not {cfg['LIVENESS']!r}")
     if cfg["LIVENESS"] == "blink":
         return blink_login(index)
     with kiosk.login_frames() as frames:

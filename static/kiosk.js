@@ -81,7 +81,8 @@
     showError(form, await messageOf(response));
   }
 
-  function handle(form, count, busyText) {
+  // gap: ms between frames; a blink check (LIVENESS=blink) needs a quick, long burst.
+  function handle(form, count, busyText, gap = 120) {
     form.addEventListener("submit", (event) => {
       if (form.classList.contains("looking")) {
         event.preventDefault();  // one burst at a time
@@ -92,13 +93,16 @@
       if (!browserMode) return;  // the plain POST goes on; the page shows "looking" until it answers
       event.preventDefault();
       startCamera()
-        .then(() => postWithFrames(form, count, 120))
+        .then(() => postWithFrames(form, count, gap))
         .catch(() => showError(form, "The camera of this kiosk is not available - use the password or a photo file instead"));
     });
   }
 
   const login = document.querySelector("[data-face-login]");
-  if (login) handle(login, Number(login.dataset.frames) || 5, "Looking at you - hold still\u2026");
+  if (login) {
+    handle(login, Number(login.dataset.frames) || 5, login.dataset.busy || "Looking at you - hold still\u2026",
+           Number(login.dataset.gap) || 120);
+  }
   const capture = document.querySelector("[data-capture-form]");
   if (capture) handle(capture, 1, "Taking your photo - hold still\u2026");
   if (browserMode && video) {

@@ -91,8 +91,8 @@ def site(tmp_path_factory, media):
 
 
 @pytest.fixture(scope="module")
-def browser(photos, tmp_path_factory):
-    """One headless Chromium for the module, whose fake camera shows Grace Hopper."""
+def chromium():
+    """Playwright's handle on Debian's Chromium (skipped, or failed under CI, when it is missing)."""
     reason = _unavailable()
     if reason:
         if os.environ.get("CI") == "true":
@@ -100,16 +100,26 @@ def browser(photos, tmp_path_factory):
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as p:
+        yield p.chromium
+
+
+def launch(chromium, camera_clip):
+    """Start a headless Chromium whose fake camera plays `camera_clip` (a .y4m file), in a new profile."""
+    # launch() gives the browser a new temporary user-data dir of its own.
+    return chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS + [
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera_clip}"])
+
+
+@pytest.fixture(scope="module")
+def browser(chromium, photos, tmp_path_factory):
+    """One headless Chromium for the module, whose fake camera shows Grace Hopper."""
     grace = load_bgr(photos["grace"])
     clip = [on_canvas(alter(grace, angle=2 * np.sin(i), quality=85)) for i in range(8)]
-    y4m = write_y4m(tmp_path_factory.mktemp("camera") / "grace.y4m", clip)
-    fake_camera = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                   f"--use-file-for-fake-video-capture={y4m}"]
-    with sync_playwright() as p:
-        # launch() gives the browser a new temporary user-data dir of its own.
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS + fake_camera)
-        yield browser
-        browser.close()
+    browser = launch(chromium, write_y4m(tmp_path_factory.mktemp("camera") / "grace.y4m", clip))
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -250,3 +260,36 @@ def test_idle_countdown_returns_to_the_login_page(page, site, photos):
     expect(page.locator("[data-idle-countdown]")).to_contain_text("Logging out in 0:0")
     page.wait_for_url("**/login", timeout=8000)
     expect(page.get_by_role("link", name="Log in")).to_be_visible()  # the server ended the session too
+
+
+@pytest.fixture(scope="module")
+def blinking_browser(chromium, photos, tmp_path_factory):
+    """A second Chromium whose fake camera shows Grace Hopper blinking every two seconds."""
+    from conftest import close_eyes
+    grace = on_canvas(load_bgr(photos["grace"]))
+    shut = close_eyes(grace)
+    # 15 fps: open 0.8 s, eyes shut 4 frames (267 ms, a slow blink), open 1.2 s; Chromium loops it.
+    clip = [alter(shut if 12 <= i < 16 else grace, angle=2 * np.sin(i), quality=85) for i in range(30)]
+    browser = launch(chromium, write_y4m(tmp_path_factory.mktemp("blink") / "blink.y4m", clip, fps=15))
+    yield browser
+    browser.close()
+
+
+def test_browser_camera_with_blink_liveness(blinking_browser, page, site, photos):
+    from playwright.sync_api import expect
+
+    site.reset(CAMERA_MODE="browser", LIVENESS="blink")
+    site.register("grace", photos["grace"])
+    # The still picture of the module's usual camera: refused, it never blinks.
+    page.goto("/login")
+    page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+    page.get_by_role("button", name="Log in with my face").click()
+    expect(page.get_by_role("alert")).to_contain_text("Please blink", timeout=30_000)
+    # A camera that shows her blinking logs her in.
+    context = blinking_browser.new_context(viewport={"width": 1280, "height": 800}, base_url=site.url)
+    blinking = context.new_page()
+    blinking.goto("/login")
+    blinking.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+    blinking.get_by_role("button", name="Log in with my face").click()
+    blinking.wait_for_url("**/protected", timeout=30_000)
+    context.close()

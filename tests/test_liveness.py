@@ -117,9 +117,12 @@ def test_liveness_off_decides_the_plain_burst(app, kiosk, photos, media):
     kiosk.register("grace", photos["grace"])
     with app.test_request_context("/login", method="POST"):
         assert face_login().liveness == "off"
-    app.config["LIVENESS"] = "blnk"
-    with app.test_request_context("/login", method="POST"), pytest.raises(ValueError):
-        face_login()  # a misspelt setting fails closed instead of turning liveness off
+
+
+@pytest.mark.parametrize("setting", [{"LIVENESS": "blnk"}, {"LOGIN_MODE": "face+pasword"}])
+def test_misspelt_setting_stops_the_app_at_start(make_app, setting):
+    with pytest.raises(ValueError, match="must be one of"):
+        make_app(**setting)  # fails closed instead of quietly weakening the login
 
 
 def test_login_page_asks_for_a_blink_only_when_on(app, client):
