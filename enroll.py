@@ -21,6 +21,7 @@ PHOTO_PROBLEMS = {
 }
 
 
+NAME_TAKEN = "That username is taken - choose another one"
 SAVE_FAILED = "We could not save your registration - please try again later or ask staff"
 
 
@@ -117,7 +118,7 @@ def save_user(username, password_hash, templates, face_jpeg):
         return user
     except IntegrityError as e:
         # Another registration took the name between our check and our commit.
-        raise EnrollError("That username is taken - choose another one", 409) from e
+        raise EnrollError(NAME_TAKEN, 409) from e
     except OperationalError as e:
         raise EnrollError("The system is busy - please try again in a moment", 503) from e
     except OSError as e:
@@ -132,7 +133,7 @@ def save_user(username, password_hash, templates, face_jpeg):
 def register_user(username, password, photo):
     """Create a user from a name, a password and a photo (upload, bytes or path); on failure keep nothing."""
     if User.by_username(username):
-        raise EnrollError("That username is taken - choose another one", 409)
+        raise EnrollError(NAME_TAKEN, 409)
     staged = None
     saved = False
     try:
