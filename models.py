@@ -1,19 +1,20 @@
 """Database models: the `db` handle and the `User` with its pickled face templates."""
 
-import functools
-import io
-import math
-import pickle
+import logging
 import sqlite3
 from datetime import datetime, timezone
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken
 from flask import current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Boolean, event, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, PickleType, String, false, func
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, PickleType, String, event,
+                        false, func, type_coerce)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
+
+from facelogin.engine import templates
+from facelogin.engine.templates import TamperedTemplateError, is_sealed
 
 db = SQLAlchemy()
 
@@ -24,87 +25,47 @@ def _enforce_sqlite_foreign_keys(dbapi_connection, connection_record):
     if isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
-ENCODING_SIZE = 128
-MAX_STORED_TEMPLATES = 32
-
-
-class TamperedTemplateError(pickle.UnpicklingError):
-    """A stored face-template value is not a list of 128-float lists."""
-
-
-class _NoGlobalsUnpickler(pickle.Unpickler):
-    """An unpickler that refuses every class and function reference."""
-
-    def find_class(self, module, name):
-        # Lists and floats unpickle without any global lookup, so any lookup at all
-        # means the row was not written by us: refuse it before anything can run.
-        raise TamperedTemplateError(f"forbidden global {module}.{name} in face templates")
-
-
-def check_templates(value):
-    """Return `value` as a list of templates if it is 0+ lists of 128 finite floats, else raise."""
-    # An empty list is a user without a face yet: an admin made from the command
-    # line, or a user whose face an admin reset. The gallery has nothing to add.
-    if not isinstance(value, list) or not 0 <= len(value) <= MAX_STORED_TEMPLATES:
-        raise TamperedTemplateError(f"face templates must be a list of at most {MAX_STORED_TEMPLATES}")
-    for template in value:
-        if not isinstance(template, list) or len(template) != ENCODING_SIZE:
-            raise TamperedTemplateError("each face template must hold 128 numbers")
-        if not all(type(x) is float and math.isfinite(x) for x in template):
-            raise TamperedTemplateError("face templates must be finite floats")
-    return value
-
-
-@functools.cache
-def _multi_fernet(keys):
-    """Return a MultiFernet for comma-separated keys (the first encrypts, all decrypt)."""
-    return MultiFernet([Fernet(k.strip().encode()) for k in keys.split(",") if k.strip()])
+log = logging.getLogger(__name__)
 
 
 def template_cipher():
     """Return the cipher for FACE_TEMPLATE_KEY, or None when templates are stored in clear."""
-    keys = current_app.config.get("FACE_TEMPLATE_KEY") if has_app_context() else None
-    return _multi_fernet(keys) if keys else None
-
-
-def is_sealed(data):
-    """Return True if stored template bytes are a Fernet token rather than a bare pickle."""
-    return bytes(data[:1]) == b"g"  # Fernet tokens are base64 of version byte 0x80: "gAAAAA"
+    return templates.cipher_for(current_app.config.get("FACE_TEMPLATE_KEY")) if has_app_context() else None
 
 
 class TemplatePickler:
-    """The pickler for `User.face_encodings`: plain lists in, checked plain lists out.
-
-    With FACE_TEMPLATE_KEY set the pickle is sealed with Fernet (encrypted and
-    authenticated), so a row can be neither read nor forged without the key.
-    """
+    """The pickler for `User.face_encodings`: checked plain lists, sealed with FACE_TEMPLATE_KEY if set."""
 
     @staticmethod
-    def dumps(value, protocol=pickle.HIGHEST_PROTOCOL):
-        """Pickle a checked list of templates made of builtin floats only, sealed if a key is set."""
-        plain = [[float(x) for x in template] for template in value]
-        data = pickle.dumps(check_templates(plain), protocol=protocol)
-        cipher = template_cipher()
-        return cipher.encrypt(data) if cipher else data
+    def dumps(value, protocol=None):
+        """Pickle a checked list of templates, sealed if a key is set."""
+        return templates.dumps(value, template_cipher())
 
     @staticmethod
     def loads(data):
-        """Open (if sealed) and unpickle stored templates without resolving any global, then check them."""
-        data = bytes(data)
-        cipher = template_cipher()
-        if cipher is None and is_sealed(data):
-            raise TamperedTemplateError("face templates are encrypted but FACE_TEMPLATE_KEY is not set")
-        if cipher is not None:
-            try:
-                data = cipher.decrypt(data)
-            except InvalidToken as e:
-                raise TamperedTemplateError("face templates do not open with FACE_TEMPLATE_KEY") from e
-        return check_templates(_NoGlobalsUnpickler(io.BytesIO(data)).load())
+        """Open and unpickle stored templates without resolving any global, then check them."""
+        return templates.loads(data, template_cipher())
+
+
+def load_templates(user_id, data):
+    """Return the templates stored for a user, or None when they do not load (the row is logged)."""
+    # The one loader for stored templates: a garbage, truncated, foreign or wrongly
+    # keyed row refuses that user's face login and nothing else.
+    try:
+        return TemplatePickler.loads(data)
+    except TamperedTemplateError as e:
+        log.warning("refused face templates of user %s: %s", user_id, e)
+        return None
 
 
 def utcnow():
     """Return the current time as an aware UTC datetime."""
     return datetime.now(timezone.utc)
+
+
+def as_utc(moment):
+    """Return `moment` as an aware UTC datetime (SQLite hands back naive ones), or None."""
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
 
 
 class User(db.Model):
@@ -138,6 +99,11 @@ class User(db.Model):
         Index("uq_user_username_lower", func.lower(username), unique=True),
     )
 
+    def templates(self):
+        """Return this user's face templates, or None when the stored value does not load."""
+        raw = db.session.scalar(db.select(type_coerce(User.face_encodings, LargeBinary)).where(User.id == self.id))
+        return [] if raw is None else load_templates(self.id, raw)
+
     @classmethod
     def by_username(cls, username):
         """Return the user whose name matches `username` ignoring case, or None."""
@@ -159,10 +125,29 @@ class LoginAttempt(db.Model):
     distance: Mapped[float | None] = mapped_column(Float)
     margin: Mapped[float | None] = mapped_column(Float)
     liveness: Mapped[str | None] = mapped_column(String(32))  # off, passed, failed
+    challenge: Mapped[str | None] = mapped_column(String(8))  # left, right, up, down (LIVENESS=challenge)
     outcome: Mapped[str] = mapped_column(String(16))  # success, failure, locked, limited
     reason: Mapped[str | None] = mapped_column(String(64))
     client_addr: Mapped[str | None] = mapped_column(String(64), index=True)
     snapshot: Mapped[str | None] = mapped_column(String(255))
+
+
+class KioskDevice(db.Model):
+    """A kiosk browser allowed to use face login: its name and the hash of its device secret."""
+
+    __tablename__ = "kiosk_devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # SHA-256 of the one-time enrolment code until it is used, then of the device secret:
+    # the database never holds a value that opens anything.
+    enrol_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    enrol_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    enrolled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 _raw_templates = db.Table("users", db.MetaData(), db.Column("id", Integer), db.Column("face_encodings", LargeBinary))
@@ -174,39 +159,54 @@ def reseal_templates():
     """Seal every user's templates with the first FACE_TEMPLATE_KEY; return how many rows changed."""
     cipher = template_cipher()
     rows = db.session.execute(db.select(_raw_templates.c.id, _raw_templates.c.face_encodings)).all()
+    changed = 0
     for user_id, data in rows:
-        data = bytes(data)
-        if is_sealed(data):
-            sealed = cipher.rotate(data)
-        else:  # stored in clear before the key was set: check it, then seal it
-            sealed = cipher.encrypt(pickle.dumps(check_templates(_NoGlobalsUnpickler(io.BytesIO(data)).load())))
-        db.session.execute(_raw_templates.update().where(_raw_templates.c.id == user_id)
-                           .values(face_encodings=sealed))
+        try:
+            sealed = templates.reseal(data, cipher)
+        except (TamperedTemplateError, InvalidToken):
+            log.warning("left the face templates of user %s as they were: they do not load", user_id)
+            continue
+        db.session.execute(_raw_templates.update().where(_raw_templates.c.id == user_id).values(face_encodings=sealed))
+        changed += 1
     db.session.commit()
-    return len(rows)
+    return changed
+
+
+KEY_SAMPLE = 20  # stored rows tried at start-up: one bad row must not stop the app
 
 
 def check_template_key(app):
-    """Refuse to start when FACE_TEMPLATE_KEY is malformed or cannot open the stored templates."""
+    """Refuse to start when FACE_TEMPLATE_KEY is malformed or opens none of the stored sealed templates."""
     with app.app_context():
         try:
             cipher = template_cipher()
         except (ValueError, TypeError) as e:
             raise RuntimeError(f"FACE_TEMPLATE_KEY is not a valid Fernet key: {KEY_HELP}") from e
         try:
-            data = db.session.execute(db.select(_raw_templates.c.face_encodings).limit(1)).scalar()
+            sample = db.session.execute(db.select(_raw_templates.c.face_encodings).limit(KEY_SAMPLE)).scalars().all()
         except SQLAlchemyError:
             db.session.rollback()  # no schema yet (before `flask db upgrade`): nothing to check
             return
-        if data is None or not is_sealed(bytes(data)):
-            if data is not None and cipher is not None:
-                app.logger.warning("face templates are stored in clear: run `flask faces rekey` to seal them")
+        stored = [bytes(data) for data in sample if data is not None]
+        sealed = [data for data in stored if is_sealed(data)]
+        if cipher is not None and len(sealed) < len(stored):
+            app.logger.warning("some face templates are stored in clear: run `flask faces rekey` to seal them")
+        if not sealed:
             return
         if cipher is None:
+            if len(sealed) < len(stored):
+                return  # rows in clear load: the sealed-looking ones are bad rows, refused one by one
             raise RuntimeError("The face templates are encrypted: set FACE_TEMPLATE_KEY to the key they were sealed with")
-        try:
-            cipher.decrypt(bytes(data))
-        except InvalidToken as e:
+        if not any(_opens(cipher, data) for data in sealed):
             raise RuntimeError(
                 "FACE_TEMPLATE_KEY does not open the stored face templates. To change keys, set "
-                "FACE_TEMPLATE_KEY=NEW,OLD and run `flask faces rekey`") from e
+                "FACE_TEMPLATE_KEY=NEW,OLD and run `flask faces rekey`")
+
+
+def _opens(cipher, data):
+    """Return True if `cipher` opens sealed template bytes."""
+    try:
+        cipher.decrypt(data)
+        return True
+    except InvalidToken:
+        return False

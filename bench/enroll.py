@@ -23,7 +23,7 @@ from bench import common  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-import importer  # noqa: E402
+from facelogin.services import importer  # noqa: E402
 from app import create_app  # noqa: E402
 from models import db  # noqa: E402
 

@@ -27,7 +27,7 @@ from bench import common  # noqa: E402
 import numpy as np  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-import faces  # noqa: E402
+from facelogin.engine import faces  # noqa: E402
 from app import create_app  # noqa: E402
 from models import User, db  # noqa: E402
 

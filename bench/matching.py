@@ -27,9 +27,9 @@ import numpy as np  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 from sqlalchemy.orm import undefer  # noqa: E402
 
-import faces  # noqa: E402
+from facelogin.engine import faces  # noqa: E402
 from app import create_app  # noqa: E402
-from gallery import Gallery  # noqa: E402
+from facelogin.services.gallery import Gallery  # noqa: E402
 from models import User, db  # noqa: E402
 
 LAST_YEAR = datetime(2025, 1, 1, tzinfo=timezone.utc)

@@ -23,7 +23,7 @@ from bench import common  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-import faces  # noqa: E402
+from facelogin.engine import faces  # noqa: E402
 
 DETECT_WIDTH = 320
 

@@ -2,99 +2,24 @@
 and a fresh app with its own database and folders for every test."""
 
 import os
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from app import create_app  # noqa: E402
-from models import db  # noqa: E402
-
-FRAME_SIZE = (640, 480)
-
-
-def _package_file(package, *parts):
-    """Return the path of a data file shipped inside an installed package."""
-    module = __import__(package)
-    return os.path.join(os.path.dirname(module.__file__), *parts)
-
+from app import create_app
+from driver import Kiosk, register_kiosk
+from media import (alter, blink_video, close_eyes, load_bgr, on_canvas, person_video, photo_paths, scene, squash,
+                   write_video)
+from models import db
 
 @pytest.fixture(scope="session")
 def photos():
     """Paths of real photos: two different people and a two-box case."""
-    paths = {
-        "grace": _package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg"),
-        "luis": _package_file("mahotas", "demos", "data", "luispedro.jpg"),
-        "astronaut": _package_file("skimage", "data", "astronaut.png"),
-    }
+    paths = photo_paths()
     for path in paths.values():
         assert os.path.isfile(path), path
     return paths
-
-
-def load_bgr(path):
-    """Read a photo as an OpenCV BGR array."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    assert image is not None, path
-    return image
-
-
-def alter(image, angle=0.0, gain=1.0, quality=95, flip=False, scale=1.0):
-    """Return a changed copy of a photo: rotation, lighting, JPEG loss, mirror, size."""
-    h, w = image.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
-    out = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    out = np.clip(out.astype(np.float32) * gain, 0, 255).astype(np.uint8)
-    if flip:
-        out = cv2.flip(out, 1)
-    ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
-
-
-def on_canvas(image, size=FRAME_SIZE, height=420, background=(90, 110, 120)):
-    """Place a photo, scaled to `height` px, in the middle of a camera-sized frame."""
-    w, h = size
-    scale = height / image.shape[0]
-    photo = cv2.resize(image, (round(image.shape[1] * scale), height), interpolation=cv2.INTER_AREA)
-    canvas = np.empty((h, w, 3), np.uint8)
-    canvas[:] = background
-    y, x = (h - photo.shape[0]) // 2, (w - photo.shape[1]) // 2
-    canvas[y:y + photo.shape[0], x:x + photo.shape[1]] = photo
-    return canvas
-
-
-def scene(seed=0, size=FRAME_SIZE):
-    """A textured room with no face in it."""
-    w, h = size
-    rng = np.random.default_rng(seed)
-    x = np.linspace(0, 1, w)[None, :, None]
-    y = np.linspace(0, 1, h)[:, None, None]
-    room = 60 + 120 * x * np.array([1.0, 0.8, 0.6]) + 50 * y
-    room = room + rng.normal(0, 12, (h, w, 3))
-    cv2.rectangle(room, (60, 80), (220, 400), (40, 60, 150), -1)  # a door
-    return np.clip(room, 0, 255).astype(np.uint8)
-
-
-def write_video(path, frames, fps=30):
-    """Write BGR frames to a Motion-JPEG AVI that OpenCV can play back."""
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    assert writer.isOpened()
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return str(path)
-
-
-def person_video(path, photo, frames=12):
-    """A short camera clip of one person: small head movements, changing light."""
-    image = load_bgr(photo)
-    clip = [on_canvas(alter(image, angle=3 * np.sin(i), gain=0.85 + 0.03 * (i % 5), quality=70))
-            for i in range(frames)]
-    return write_video(path, clip)
 
 
 @pytest.fixture(scope="session")
@@ -142,8 +67,11 @@ def make_app(tmp_path, media):
             "CAMERA_SOURCE": media["grace_video"],
             "CAMERA_TIMEOUT": 10.0,
             "WTF_CSRF_ENABLED": False,
-            # A cheap hash keeps the suite fast; test_security checks the real default.
+            # A cheap hash keeps the suite fast; test_sessions checks the real default.
             "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+            # Recognition tests play still clips; the liveness tests (engine/test_liveness*,
+            # services/test_challenge) run with the default, LIVENESS=challenge.
+            "LIVENESS": "off",
             **config,
         })
         app.instance_path = str(tmp_path / "instance")
@@ -162,7 +90,15 @@ def app(make_app):
 
 @pytest.fixture
 def client(app):
-    """A test client for the app."""
+    """A test client in a registered kiosk browser (it carries the device credential)."""
+    client = app.test_client()
+    register_kiosk(app, client)
+    return client
+
+
+@pytest.fixture
+def stranger(app):
+    """A test client in a browser that is not a registered kiosk."""
     return app.test_client()
 
 
@@ -170,31 +106,6 @@ def client(app):
 def runner(app):
     """A CLI runner for the app's commands."""
     return app.test_cli_runner()
-
-
-class Kiosk:
-    """Actions a person takes at the kiosk, through the test client."""
-
-    def __init__(self, app, client):
-        self.app, self.client = app, client
-
-    def register(self, username="grace", photo=None, password="correct horse", **extra):
-        """POST the registration form with a photo file."""
-        with open(photo, "rb") as f:
-            data = {"username": username, "password": password, "photo": (f, "face.jpg"), **extra}
-            return self.client.post("/register", data=data, content_type="multipart/form-data")
-
-    def look(self, source):
-        """Point the kiosk camera at another source."""
-        self.app.config["CAMERA_SOURCE"] = source
-
-    def face_login(self):
-        """Press "Log in with my face"."""
-        return self.client.post("/login")
-
-    def password_login(self, username, password):
-        """Use the password fallback."""
-        return self.client.post("/login/password", data={"username": username, "password": password})
 
 
 @pytest.fixture
@@ -285,7 +196,7 @@ def clock(monkeypatch):
     """A clock for lockouts and rate limits that tests move by hand instead of sleeping."""
     from datetime import datetime, timedelta, timezone
 
-    import lockout
+    from facelogin.services import attempts
 
     class Clock:
         now = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
@@ -297,52 +208,8 @@ def clock(monkeypatch):
             self.now += timedelta(seconds=seconds)
 
     fake = Clock()
-    monkeypatch.setattr(lockout, "clock", fake)
+    monkeypatch.setattr(attempts, "clock", fake)
     return fake
-
-
-BLINK_AT = range(16, 20)  # the closed-eye frames of the blink clips: 4 frames (133 ms at 30 fps)
-
-
-def close_eyes(image):
-    """Paint the eyes of the one face in a BGR image shut: cheek skin over each eye, a dark lid slit."""
-    import faces
-
-    rgb = faces.frame_to_rgb(image)
-    points = faces.face_landmarks(rgb, faces.find_single_face(rgb).box)
-    out = image.astype(np.float32)
-    for eye in (points[36:42], points[42:48]):
-        centre = eye.mean(axis=0)
-        eye = centre + (eye - centre) * (1.2, 1.0)  # a little wider than the landmarks
-        width = np.linalg.norm(eye[3] - eye[0])
-        cheek = image[int(centre[1] + 0.6 * width):int(centre[1] + 0.9 * width), int(eye[0][0]):int(eye[3][0])]
-        mask = np.zeros(image.shape[:2], np.float32)
-        angle = np.degrees(np.arctan2(*(eye[3] - eye[0])[::-1]))
-        axes = (round(0.75 * width), round(0.5 * width))
-        cv2.ellipse(mask, tuple(int(v) for v in centre.round()), axes, angle, 0, 360, 1.0, -1)
-        mask = cv2.GaussianBlur(mask, (0, 0), 0.1 * width)[..., None]  # soft edge: no new eye outline
-        out = out * (1 - mask) + np.median(cheek.reshape(-1, 3), axis=0) * mask
-        # The closed lid: a thin dark slit from corner to corner, sagging a little.
-        t = np.linspace(0, 1, 16)[:, None]
-        middle = eye[0] + t * (eye[3] - eye[0]) + (0, 0.08 * width) * np.sin(np.pi * t)
-        half = (0, 0.05 * width) * np.sin(np.pi * t)
-        slit = np.vstack([middle - half, (middle + half)[::-1]]).round().astype(np.int32)
-        cv2.fillPoly(out, [slit], (30, 30, 40), cv2.LINE_AA)
-    return out.astype(np.uint8)
-
-
-def squash(image, factor):
-    """Shrink a picture vertically about its middle, as a photo tilted back looks to the camera."""
-    h, w = image.shape[:2]
-    m = np.float32([[1, 0, 0], [0, factor, (1 - factor) * h / 2]])
-    return cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
-
-
-def blink_video(path, open_image, blink_image, frames=36):
-    """A 30 fps clip like person_video: `open_image`, with `blink_image` at the BLINK_AT frames."""
-    clip = [alter(blink_image if i in BLINK_AT else open_image,
-                  angle=3 * np.sin(i), gain=0.85 + 0.03 * (i % 5), quality=70) for i in range(frames)]
-    return write_video(path, clip)
 
 
 @pytest.fixture(scope="session")

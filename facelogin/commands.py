@@ -1,0 +1,202 @@
+"""Command-line tools: `flask faces ...` for the face gallery, `flask users ...` for accounts,
+`flask kiosks ...` for the kiosk browsers allowed to use face login."""
+
+import json
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from facelogin.engine import evaluate
+from facelogin.services import accounts, sessions
+from facelogin.services.gallery import get_gallery
+from models import User, db, reseal_templates, template_cipher
+
+faces_cli = AppGroup("faces", help="Measure, check and import face templates.")
+users_cli = AppGroup("users", help="Manage kiosk accounts.")
+kiosks_cli = AppGroup("kiosks", help="Register and revoke the kiosk browsers allowed to use face login.")
+
+
+@faces_cli.command("evaluate")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--target-far", default=1e-4, show_default=True, help="False-accept rate to stay under.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def evaluate_command(folder, target_far, as_json):
+    """Measure accuracy on FOLDER/<person>/*.jpg: distances, FAR/FRR, EER and a 1:N login run."""
+    cfg = current_app.config
+    people, refused = {}, []
+    photos = [(name, path) for name, paths in evaluate.list_people(folder).items() for path in paths]
+    with click.progressbar(photos, label="Encoding photos", file=sys.stderr) as bar:
+        for name, path in bar:
+            encoding, problem = evaluate.encode_photo(path, cfg["MIN_FACE_HEIGHT"])
+            if problem:
+                refused.append((path, problem))
+            else:
+                people.setdefault(name, []).append(encoding)
+    tolerances = [0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
+    result = evaluate.summarise(people, tolerances, cfg["FACE_TOLERANCE"], cfg["FACE_MARGIN"], target_far)
+    result["refused_photos"] = [{"photo": p, "problem": why} for p, why in refused]
+    click.echo(json.dumps(result, indent=2) if as_json else format_summary(result))
+
+
+def format_summary(r):
+    """Render the evaluate figures as a short text report."""
+    lines = [f"{r['people']} people, {r['photos']} photos ({len(r['refused_photos'])} refused)"]
+    for kind in ("genuine", "impostor"):
+        s = r[kind]
+        extra = f": mean {s['mean']:.3f}, min {s['min']:.3f}, max {s['max']:.3f}" if s["pairs"] else ""
+        lines.append(f"{kind} pairs {s['pairs']}{extra}")
+    lines.append("tolerance    FAR        FRR")
+    lines += [f"{x['tolerance']:<12} {x['far']:<10.4%} {x['frr']:.2%}" for x in r["rates"]]
+    if r["eer"] is not None:
+        lines.append(f"EER {r['eer']:.2%} at tolerance {r['eer_tolerance']:.3f}")
+    sim = r["simulation"]
+    lines.append(f"1:N logins at tolerance {sim['tolerance']}, margin {sim['margin']}: "
+                 f"{sim['correct']} correct, {sim['wrong_user']} wrong user, {sim['refused']} refused")
+    if r["largest_tolerance"] is not None:
+        lines.append(f"largest tolerance with FAR <= {r['target_far']:g}: {r['largest_tolerance']:.3f}")
+        if r["far_resolution"] > r["target_far"]:
+            lines.append(f"  (only {r['impostor']['pairs']} impostor pairs: a FAR of 0 shows only FAR < "
+                         f"{r['far_resolution']:.2g}, not {r['target_far']:g}; add more people)")
+    for item in r["refused_photos"]:
+        lines.append(f"refused {item['photo']}: {item['problem']}")
+    return "\n".join(lines)
+
+
+@faces_cli.command("rekey")
+def rekey_command():
+    """Seal every face template with the first FACE_TEMPLATE_KEY (old keys may follow it)."""
+    if template_cipher() is None:
+        raise click.ClickException("Set FACE_TEMPLATE_KEY=NEW_KEY[,OLD_KEY...] first")
+    click.echo(f"Sealed the face templates of {reseal_templates()} users with the new key.")
+
+
+@faces_cli.command("check")
+@click.argument("photo", type=click.Path(exists=True, dir_okay=False))
+def check_command(photo):
+    """Print the distance from PHOTO's face to each user's closest template."""
+    encoding, problem = evaluate.encode_photo(photo, current_app.config["MIN_FACE_HEIGHT"])
+    if problem:
+        raise click.ClickException(f"{photo}: {problem.replace('_', ' ')}")
+    index = get_gallery().index()
+    names = dict(db.session.execute(db.select(User.id, User.username)).all())
+    closest = {}
+    for label, d in zip(index.labels, index.distances(encoding)):
+        closest[label] = min(float(d), closest.get(label, float("inf")))
+    tolerance = current_app.config["FACE_TOLERANCE"]
+    for label, d in sorted(closest.items(), key=lambda kv: kv[1]):
+        click.echo(f"{d:.3f}  {names.get(label, label)}{'  (within tolerance)' if d <= tolerance else ''}")
+    if not closest:
+        click.echo("no users enrolled")
+
+
+@faces_cli.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--workers", type=click.IntRange(1), help="Processes encoding photos [default: all cores].")
+@click.option("--passwords", type=click.Path(dir_okay=False),
+              help="Append the new users' passwords to this file (mode 0600) instead of printing them.")
+def import_command(folder, workers, passwords):
+    """Enrol everybody in FOLDER: FOLDER/<username>.jpg or FOLDER/<username>/*.jpg (up to MAX_TEMPLATES)."""
+    from facelogin.services import importer  # its worker pool is needed by this command only
+
+    importer.import_folder(folder, workers, passwords)
+
+
+def _user_or_fail(username):
+    """Return the user called `username` (any case) or stop with an error."""
+    user = User.by_username(username)
+    if user is None:
+        raise click.ClickException(f"no user called {username}")
+    return user
+
+
+@users_cli.command("create-admin")
+@click.argument("username")
+def create_admin_command(username):
+    """Create admin USERNAME (password asked twice, no face yet), or promote an existing user."""
+    user = User.by_username(username)
+    if user is not None:
+        accounts.promote(user)
+        click.echo(f"{user.username} is now an admin")
+        return
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        accounts.create_admin(username, password)
+    except accounts.AccountError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"created admin {username}: log in with the password; add a face photo after logging in")
+
+
+@users_cli.command("list")
+def list_command():
+    """List the accounts: id, name, role, templates, created, last login, lock state."""
+    click.echo(f"{'id':>4}  {'username':<20} {'role':<6} {'faces':>5}  {'created':<16}  {'last login':<16}  state")
+    for row in accounts.account_rows():
+        user = row.user
+        state = "unreadable face data" if row.unreadable else "locked" if row.locked else "ok"
+        click.echo(f"{user.id:>4}  {user.username:<20} {'admin' if user.is_admin else 'user':<6} "
+                   f"{row.template_count:>5}  {_when(user.created_at):<16}  "
+                   f"{_when(user.last_login_at):<16}  {state}")
+
+
+@users_cli.command("delete")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_command(username, yes):
+    """Delete USERNAME: the account, its face templates and its face photo."""
+    user = _user_or_fail(username)
+    if not yes:
+        click.confirm(f"Delete {user.username} and their face data?", abort=True)
+    name = user.username
+    accounts.delete_user(user)
+    click.echo(f"deleted {name}")
+
+
+def _when(moment):
+    """Return a time for a listing, or "never"."""
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "never"
+
+
+@kiosks_cli.command("add")
+@click.argument("name")
+@click.option("--unless-registered", is_flag=True, help="Say so and succeed if NAME is registered already.")
+def kiosks_add_command(name, unless_registered):
+    """Register kiosk NAME: prints a one-time path to open in that kiosk's browser (last line)."""
+    try:
+        code = sessions.add_device(name)
+    except sessions.DeviceError as e:
+        if unless_registered and "registered already" in str(e):
+            click.echo(f"Kiosk {name} is registered already (revoke it with `flask kiosks revoke {name}`).")
+            return
+        raise click.ClickException(str(e)) from e
+    minutes = current_app.config["KIOSK_ENROL_MINUTES"]
+    click.echo(f"Kiosk {name} added. Within {minutes} minutes, open this path on this server in the kiosk's "
+               f"browser (for `make run`: http://127.0.0.1:5000 followed by the path):")
+    click.echo(f"/kiosks/enrol/{code}")
+
+
+@kiosks_cli.command("list")
+def kiosks_list_command():
+    """List the kiosks: name, state, registered, last seen."""
+    click.echo(f"{'name':<24} {'state':<10} {'registered':<16}  last seen")
+    for device in sessions.list_devices():
+        state = "revoked" if device.revoked_at else "active" if device.secret_hash else "waiting"
+        click.echo(f"{device.name:<24} {state:<10} {_when(device.enrolled_at):<16}  {_when(device.last_seen_at)}")
+
+
+@kiosks_cli.command("revoke")
+@click.argument("name")
+def kiosks_revoke_command(name):
+    """Revoke kiosk NAME: its browser can no longer use face login, camera capture or the preview."""
+    try:
+        sessions.revoke_device(name)
+    except sessions.DeviceError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"revoked kiosk {name}")
+
+
+def init_app(app):
+    """Register the command groups."""
+    for group in (faces_cli, users_cli, kiosks_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,113 @@
+"""Accuracy measurement over a labelled photo folder: distances, error rates and a login simulation.
+
+Pure functions over numpy arrays, used by `flask faces evaluate`; nothing here knows Flask.
+"""
+
+import os
+from itertools import combinations
+
+import numpy as np
+
+from facelogin.engine import faces
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def list_people(root):
+    """Return {person: [photo paths]} for DIR/<person>/*.jpg, sorted for repeatable runs."""
+    people = {}
+    for name in sorted(os.listdir(root)):
+        folder = os.path.join(root, name)
+        if os.path.isdir(folder):
+            photos = [os.path.join(folder, f) for f in sorted(os.listdir(folder))
+                      if f.lower().endswith(PHOTO_SUFFIXES)]
+            if photos:
+                people[name] = photos
+    return people
+
+
+def encode_photo(path, min_face_height=80, detect_width=1024):
+    """Return (encoding, None) for a photo with exactly one usable face, else (None, problem)."""
+    try:
+        with open(path, "rb") as f:
+            rgb = faces.read_image(f.read())
+    except faces.ImageError:
+        return None, "not_an_image"
+    check = faces.find_single_face(rgb, min_face_height, detect_width)
+    if check.problem:
+        return None, check.problem
+    return faces.encode_face(rgb, check.box), None
+
+
+def split_pairs(people):
+    """Return (genuine, impostor) distance arrays over every pair of encodings."""
+    items = [(name, e) for name, encodings in people.items() for e in encodings]
+    genuine, impostor = [], []
+    for (a, ea), (b, eb) in combinations(items, 2):
+        (genuine if a == b else impostor).append(float(np.linalg.norm(ea - eb)))
+    return np.array(genuine), np.array(impostor)
+
+
+def error_rates(genuine, impostor, tolerance):
+    """Return (FAR, FRR) at `tolerance`: impostors accepted, genuine pairs refused."""
+    far = float(np.mean(impostor <= tolerance)) if len(impostor) else 0.0
+    frr = float(np.mean(genuine > tolerance)) if len(genuine) else 0.0
+    return far, frr
+
+
+def equal_error_rate(genuine, impostor):
+    """Return (EER, tolerance) where FAR and FRR are closest, scanning every observed distance."""
+    candidates = np.unique(np.concatenate([genuine, impostor]))
+    best = min(candidates, key=lambda t: abs(np.subtract(*error_rates(genuine, impostor, t))))
+    far, frr = error_rates(genuine, impostor, best)
+    return (far + frr) / 2, float(best)
+
+
+def largest_tolerance(genuine, impostor, target_far):
+    """Return the largest tolerance whose measured FAR stays at or under `target_far`."""
+    below = np.sort(impostor)
+    # Accepting k impostor pairs of n gives FAR k/n: allow the largest k within target.
+    allowed = int(np.floor(target_far * len(below)))
+    if allowed >= len(below):
+        return float("inf")
+    return float(np.nextafter(below[allowed], 0))
+
+
+def simulate_logins(people, tolerance, margin):
+    """Enrol each person's first photo, log in with the rest; count correct, wrong-user and refused."""
+    gallery = {name: encodings[0] for name, encodings in people.items() if encodings}
+    index = faces.FaceIndex(list(gallery), list(gallery.values()))
+    counts = {"correct": 0, "wrong_user": 0, "refused": 0}
+    for name, encodings in people.items():
+        for probe in encodings[1:]:
+            match = index.identify(probe)
+            if not faces.accepts(match, tolerance, margin):
+                counts["refused"] += 1
+            else:
+                counts["correct" if match.label == name else "wrong_user"] += 1
+    return counts
+
+
+def summarise(people, tolerances, tolerance, margin, target_far):
+    """Return every figure `flask faces evaluate` prints, as plain numbers."""
+    genuine, impostor = split_pairs(people)
+    eer, eer_at = equal_error_rate(genuine, impostor) if len(genuine) and len(impostor) else (None, None)
+
+    def stats(d):
+        return {"pairs": int(len(d)), **({"mean": float(d.mean()), "min": float(d.min()),
+                                         "max": float(d.max())} if len(d) else {})}
+    return {
+        "people": len(people),
+        "photos": sum(len(e) for e in people.values()),
+        "genuine": stats(genuine),
+        "impostor": stats(impostor),
+        "rates": [{"tolerance": t, "far": far, "frr": frr}
+                  for t in tolerances for far, frr in [error_rates(genuine, impostor, t)]],
+        "eer": eer,
+        "eer_tolerance": eer_at,
+        "simulation": {"tolerance": tolerance, "margin": margin, **simulate_logins(people, tolerance, margin)},
+        "target_far": target_far,
+        "largest_tolerance": largest_tolerance(genuine, impostor, target_far) if len(impostor) else None,
+        # With n impostor pairs a measured FAR of 0 only shows FAR < 1/n.
+        "far_resolution": 1 / len(impostor) if len(impostor) else None,
+    }

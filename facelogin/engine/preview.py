@@ -1,0 +1,75 @@
+"""The kiosk camera's live preview: frames with the face box and a hint, as an MJPEG stream.
+
+Nothing here knows Flask; kiosk.py serves the stream.
+"""
+
+import time
+
+import cv2
+import numpy as np
+
+from facelogin.engine import faces
+from facelogin.engine.camera import CameraError
+
+FPS = 8
+
+
+def hint(boxes, dark, min_face_height):
+    """Return what the person in front of the camera should do, in a few words."""
+    if dark:
+        return "Too dark - face the light"
+    if not boxes:
+        # A face too small for the detector is not found at all, so this covers "too far" too.
+        return "Step closer and look at the camera"
+    if len(boxes) > 1:
+        return "One person at a time"
+    if faces.box_height(boxes[0]) < min_face_height:
+        return "Move closer"
+    return "Ready"
+
+
+def annotate(frame, detect_width, min_face_height):
+    """Return the BGR frame as RGB with the face boxes and the hint drawn on it, and the hint."""
+    rgb = faces.frame_to_rgb(frame)
+    dark = faces.is_dark(rgb)
+    boxes = [] if dark else faces.detect_faces(rgb, detect_width)  # on a small copy: cheap
+    said = hint(boxes, dark, min_face_height)
+    colour = (40, 200, 90) if said == "Ready" else (255, 190, 0)
+    scale = rgb.shape[1] / 640
+    for top, right, bottom, left in boxes:
+        cv2.rectangle(rgb, (left, top), (right, bottom), colour, max(2, round(4 * scale)))
+    _caption(rgb, said, colour)
+    return rgb, said
+
+
+def _caption(rgb, text, colour):
+    """Draw `text` in large letters on a dark band along the bottom of the picture."""
+    h, w = rgb.shape[:2]
+    scale = w / 640
+    band = round(56 * scale)
+    rgb[h - band:] = (rgb[h - band:] * 0.25).astype(np.uint8)
+    cv2.putText(rgb, text, (round(16 * scale), h - round(16 * scale)), cv2.FONT_HERSHEY_SIMPLEX,
+                1.2 * scale, colour, max(2, round(3 * scale)), cv2.LINE_AA)
+
+
+def notice(text):
+    """Return a grey camera-sized picture that says `text`."""
+    rgb = np.full((480, 640, 3), 70, np.uint8)
+    _caption(rgb, text, (255, 255, 255))
+    return rgb
+
+
+def mjpeg_parts(camera, timeout, detect_width, min_face_height, fps=FPS):
+    """Yield multipart JPEG parts of annotated camera frames, at most `fps` a second, forever."""
+    while True:
+        started = time.monotonic()
+        try:
+            # One frame per burst: the lock is free between frames, so a login can start any time.
+            with camera.burst(1, timeout) as frames:
+                frame = next(frames, None)
+            rgb = notice("No picture") if frame is None else annotate(frame, detect_width, min_face_height)[0]
+        except CameraError as e:
+            rgb = notice("Camera busy" if e.reason == "busy" else "Camera unavailable")
+        jpeg = faces.encode_jpeg(rgb, quality=80)
+        yield b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
+        time.sleep(max(0.0, 1.0 / fps - (time.monotonic() - started)))

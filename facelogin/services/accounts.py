@@ -1,0 +1,84 @@
+"""Administering accounts, shared by /admin and `flask users`: create, delete, reset, unlock, list."""
+
+from facelogin.services import storage
+from facelogin.services.attempts import is_locked
+from facelogin.services.sessions import PASSWORD_HELP, PASSWORD_LENGTH, USERNAME_HELP, USERNAME_RULE, hash_password
+from models import LoginAttempt, User, db, utcnow
+
+
+class AccountError(Exception):
+    """An account action was refused; the message says why."""
+
+
+def create_admin(username, password):
+    """Create an admin account that has a password and no face yet."""
+    if not USERNAME_RULE.fullmatch(username):
+        raise AccountError(USERNAME_HELP)
+    if not PASSWORD_LENGTH[0] <= len(password) <= PASSWORD_LENGTH[1]:
+        raise AccountError(PASSWORD_HELP)
+    if User.by_username(username):
+        raise AccountError(f"{username} already exists")
+    user = User(username=username, password_hash=hash_password(password), face_encodings=[], is_admin=True)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def promote(user):
+    """Make an existing user an admin."""
+    user.is_admin = True
+    db.session.commit()
+
+
+def delete_user(user):
+    """Delete the user's row and templates, then their face photo; login attempts keep no link."""
+    path = storage.known_face_path(user.id)
+    db.session.delete(user)
+    db.session.commit()
+    # The row is gone first: a photo without a row is harmless, a row pointing to
+    # a missing photo would show a broken picture.
+    storage.remove(path)
+
+
+def reset_face(user):
+    """Forget the user's face: no templates, no photo; face login stays off until they add a new photo."""
+    user.face_encodings = []
+    user.faces_updated_at = utcnow()  # the gallery rebuilds without them
+    user.face_failures, user.face_locked_until, user.face_disabled = 0, None, False
+    db.session.commit()
+    storage.remove(storage.known_face_path(user.id))
+
+
+def unlock(user):
+    """Clear every lockout of the user: face and password counters, timers and the face switch."""
+    user.face_failures, user.face_locked_until, user.face_disabled = 0, None, False
+    user.password_failures, user.password_locked_until = 0, None
+    db.session.commit()
+
+
+class Row:
+    """One account as the admin page and `flask users list` show it."""
+
+    def __init__(self, user):
+        """Read what is shown of `user`: templates (None if unreadable), photo, lock state."""
+        self.user = user
+        self.templates = user.templates()
+        self.template_count = len(self.templates or ())
+        self.unreadable = self.templates is None
+        self.has_photo = storage.has_face_photo(user)
+        self.locked = is_locked(user)
+
+
+def account_rows():
+    """Return a Row for every account, oldest first."""
+    return [Row(u) for u in db.session.execute(db.select(User).order_by(User.id)).scalars()]
+
+
+def recent_attempts(limit=20):
+    """Return the newest login attempts with the usernames they involve."""
+    rows = db.session.execute(db.select(LoginAttempt).order_by(LoginAttempt.at.desc(),
+                                                               LoginAttempt.id.desc()).limit(limit))
+    attempts = rows.scalars().all()
+    ids = {a.claimed_user_id for a in attempts} | {a.matched_user_id for a in attempts}
+    names = dict(db.session.execute(db.select(User.id, User.username).where(User.id.in_(ids - {None}))).all())
+    return [(a, names.get(a.claimed_user_id), names.get(a.matched_user_id)) for a in attempts]

@@ -1,0 +1,303 @@
+"""A login attempt from start to finish: throttle, capture, liveness, decide, record.
+
+NIST SP 800-63B: after LOCKOUT_AFTER consecutive failures each further attempt
+waits LOCKOUT_SECONDS, doubling per failure; after FACE_DISABLE_AFTER failures
+(twice that with liveness on) face login is off for the account until an admin
+turns it back on. Each login path (face, password) keeps its own counter, and
+each kiosk address has a face-attempt rate limit.
+"""
+
+import math
+import secrets
+import uuid
+from datetime import timedelta
+from typing import NamedTuple
+
+from flask import current_app, session
+from sqlalchemy import func
+
+from facelogin.engine import faces, liveness
+from facelogin.engine.camera import CameraError, kiosk_frames
+from facelogin.services import storage
+from facelogin.services.gallery import get_gallery
+from facelogin.services.sessions import verify_password
+from models import LoginAttempt, User, as_utc, db, utcnow
+
+FACE_MODES = ("face", "username+face", "face+password")
+FACE_MESSAGES = {
+    "not_recognised": "Face not recognised - try again, or log in with your password",
+    "no_face": "No face seen - stand in front of the camera and look at it",
+    "dark": "No face seen - it is too dark here; face the light",
+    "too_small": "No face seen - please step closer to the camera",
+    "many_faces": "One person at a time, please - we saw more than one face",
+    "no_blink": "Please blink - look at the camera, press the button, then blink once",
+}
+NOT_RECOGNISED = {
+    "face": FACE_MESSAGES["not_recognised"],
+    "username+face": "Face not recognised for that username - try again, or log in with your password",
+    "face+password": "Face or password not recognised - try again, or log in with your password",
+}
+# A refused movement says what to do, never which check failed: that would help an attacker tune.
+DO_THE_MOVEMENT = "Please look straight at the camera, then {} and back"
+MOVEMENTS = {"left": "turn your head to your left", "right": "turn your head to your right",
+             "up": "tilt your head up", "down": "tilt your head down"}
+NO_CHALLENGE = "This login page has expired - please try again"
+WRONG_PASSWORD = "Wrong username or password"
+FACE_OFF = "Face login is turned off for this account - log in with your password, or ask staff"
+ADMIN_NEEDS_PASSWORD = "Administrators log in with their password - your face alone cannot open this account"
+
+# Tests replace this to move time without sleeping.
+clock = utcnow
+
+
+class Outcome(NamedTuple):
+    """The user to log in, or the message and status to show instead."""
+
+    user: User | None
+    message: str | None = None
+    status: int = 200
+    ask_password: bool = False  # show the password form open (an admin's face was recognised)
+
+
+# --- the challenge ---------------------------------------------------------------------------
+
+def issue_challenge():
+    """Draw a new random head movement for this session's next attempt; return (challenge, nonce)."""
+    challenge, nonce = secrets.choice(liveness.CHALLENGES), secrets.token_urlsafe(16)
+    session["challenge"] = {"direction": challenge, "nonce": nonce}
+    return challenge, nonce
+
+
+def current_challenge():
+    """Return this session's pending (challenge, nonce), drawing one if there is none."""
+    pending = session.get("challenge")
+    if isinstance(pending, dict) and pending.get("direction") in liveness.CHALLENGES:
+        return pending["direction"], pending["nonce"]
+    return issue_challenge()
+
+
+def take_challenge(nonce):
+    """Use up this session's challenge; return its direction if `nonce` is the one issued with it."""
+    pending = session.pop("challenge", None)
+    if not isinstance(pending, dict) or pending.get("direction") not in liveness.CHALLENGES:
+        return None
+    if not nonce or not secrets.compare_digest(str(pending.get("nonce", "")), str(nonce)):
+        return None
+    return pending["direction"]
+
+
+def movement_message(challenge):
+    """Return what a person must do to answer `challenge`."""
+    return DO_THE_MOVEMENT.format(MOVEMENTS[challenge])
+
+
+# --- throttling -------------------------------------------------------------------------------
+
+def seconds_left(until):
+    """Return the whole seconds until `until`, or 0 if it has passed or is unset."""
+    if until is None:
+        return 0
+    return max(0, math.ceil((as_utc(until) - clock()).total_seconds()))
+
+
+def account_wait(user, path):
+    """Return how many seconds `user` must wait before trying `path` ("face" or "password") again."""
+    return seconds_left(getattr(user, f"{path}_locked_until"))
+
+
+def is_locked(user):
+    """Return True if either login path of the user is locked or switched off right now."""
+    return bool(user.face_disabled or account_wait(user, "face") or account_wait(user, "password"))
+
+
+def face_disable_limit():
+    """Return the failure count at which face login is switched off for an account."""
+    cfg = current_app.config
+    return cfg["FACE_DISABLE_AFTER"] * (2 if cfg["LIVENESS"] != "off" else 1)
+
+
+def record_failure(user, path):
+    """Count a failure on `user`'s `path` and lock it for a while once there are too many."""
+    cfg = current_app.config
+    failures = getattr(user, f"{path}_failures") + 1
+    setattr(user, f"{path}_failures", failures)
+    if failures >= cfg["LOCKOUT_AFTER"]:
+        delay = cfg["LOCKOUT_SECONDS"] * 2 ** min(failures - cfg["LOCKOUT_AFTER"], 16)
+        setattr(user, f"{path}_locked_until", clock() + timedelta(seconds=delay))
+    if path == "face" and failures >= face_disable_limit():
+        user.face_disabled = True
+
+
+def record_success(user, path):
+    """Reset `user`'s failure count on `path`."""
+    setattr(user, f"{path}_failures", 0)
+    setattr(user, f"{path}_locked_until", None)
+
+
+def address_wait(address):
+    """Return how long `address` must wait before its next face attempt (0 if it may try now)."""
+    cfg = current_app.config
+    since = clock() - timedelta(seconds=cfg["FACE_RATE_WINDOW"])
+    recent = db.select(LoginAttempt.at).where(
+        LoginAttempt.client_addr == address, LoginAttempt.at > since,
+        LoginAttempt.mode.in_(FACE_MODES), LoginAttempt.outcome != "limited")
+    count, oldest = db.session.execute(db.select(func.count(), func.min(recent.subquery().c.at))).one()
+    if count < cfg["FACE_RATE_LIMIT"]:
+        return 0
+    return max(1, seconds_left(as_utc(oldest) + timedelta(seconds=cfg["FACE_RATE_WINDOW"])))
+
+
+def _wait(seconds, who="this account"):
+    """Return the refusal for a throttled attempt."""
+    return Outcome(None, f"Too many attempts for {who} - please wait {seconds} seconds and try again", 429)
+
+
+# --- the audit log ----------------------------------------------------------------------------
+
+def save_snapshot(rgb):
+    """Store a refused attempt's frame under uploads/attempts/ and prune expired ones; return its name."""
+    folder = storage.folder("attempts")
+    storage.delete_older_than(folder, current_app.config["SNAPSHOT_RETENTION_DAYS"] * 86400, clock().timestamp())
+    name = f"{clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.jpg"
+    storage.write_atomically(f"{folder}/{name}", faces.encode_jpeg(rgb, quality=80))
+    return name
+
+
+def log_attempt(mode, outcome, reason, address, claimed=None, matched=None, decision=None, challenge=None):
+    """Write one LoginAttempt row (and, if configured, a snapshot of a refused face)."""
+    snapshot = None
+    if (decision is not None and outcome != "success" and decision.snapshot is not None
+            and current_app.config["SAVE_FAILED_SNAPSHOTS"]):
+        snapshot = save_snapshot(decision.snapshot)
+
+    def finite(x):
+        return x if x is not None and math.isfinite(x) else None
+
+    db.session.add(LoginAttempt(
+        at=clock(), mode=mode, outcome=outcome, reason=reason, client_addr=address,
+        claimed_user_id=claimed.id if claimed else None, matched_user_id=matched.id if matched else None,
+        distance=finite(decision.distance) if decision else None,
+        margin=finite(decision.margin) if decision else None,
+        liveness=decision.liveness if decision else None, challenge=challenge, snapshot=snapshot,
+    ))
+    db.session.commit()
+
+
+# --- the face login ---------------------------------------------------------------------------
+
+def _frames(count, posted):
+    """Give up to `count` RGB frames: from the server camera or the kiosk browser's `posted` pictures."""
+    cfg = current_app.config
+    browser = cfg["CAMERA_MODE"] == "browser"
+    return kiosk_frames(cfg["CAMERA_SOURCE"], count, cfg["CAMERA_TIMEOUT"], browser, posted)
+
+
+def _decide(rgb_frames, index, consensus=None):
+    """Decide RGB frames against `index` with the configured tolerance, margin and face size."""
+    cfg = current_app.config
+    return faces.decide_burst(
+        rgb_frames, index, tolerance=cfg["FACE_TOLERANCE"], margin=cfg["FACE_MARGIN"],
+        consensus=consensus or cfg["FACE_CONSENSUS"], min_face_height=cfg["MIN_FACE_HEIGHT"],
+        detect_width=cfg["DETECT_WIDTH"])
+
+
+def _watch(frames, challenge):
+    """Watch RGB frames for the configured liveness sign: a blink, or the `challenge` movement."""
+    cfg = current_app.config
+    common = dict(min_face_height=cfg["MIN_FACE_HEIGHT"], detect_width=cfg["DETECT_WIDTH"])
+    if cfg["LIVENESS"] == "blink":
+        return liveness.watch_for_blink(frames, ratio=cfg["BLINK_RATIO"], min_closed=cfg["BLINK_MIN_FRAMES"],
+                                        max_closed=cfg["BLINK_MAX_FRAMES"], **common)
+    return liveness.watch_for_challenge(frames, challenge, **common)
+
+
+def face_login(index=None, posted=(), challenge=None):
+    """Take a burst (CAMERA_SOURCE, or the frames the kiosk browser posted) and decide it against `index`.
+
+    `index` defaults to everyone enrolled.
+    With liveness on, only landmarks run until the blink or the movement is seen;
+    then the frames around it must all match one person, so one face cannot move
+    while another is matched. Returns a faces.Decision; a CameraError passes up.
+    """
+    cfg = current_app.config
+    index = get_gallery().index() if index is None else index
+    if cfg["LIVENESS"] == "off":
+        with _frames(cfg["CAMERA_FRAMES"], posted) as frames:
+            return _decide((faces.frame_to_rgb(f) for f in frames), index)
+    count = cfg["LIVENESS_FRAMES"] if cfg["LIVENESS"] == "blink" else cfg["CHALLENGE_FRAMES"]
+    with _frames(count, posted) as frames:
+        watch = _watch((faces.frame_to_rgb(f) for f in frames), challenge)
+    if not watch.frames:
+        return faces.Decision(None, watch.reason, float("inf"), float("nan"), watch.seen, 0,
+                              watch.snapshot, liveness="failed")
+    decision = _decide(watch.frames, index, consensus=len(watch.frames))
+    return decision._replace(frames=watch.seen, liveness="passed")
+
+
+def _refusal(mode, reason, challenge):
+    """Return the message for a refused face attempt."""
+    if reason in ("not_recognised", "wrong password"):
+        return NOT_RECOGNISED[mode]
+    if reason in FACE_MESSAGES:
+        return FACE_MESSAGES[reason]
+    if challenge is not None:
+        return movement_message(challenge)
+    return NOT_RECOGNISED[mode]
+
+
+def face_attempt(mode, username, password, address, posted=(), nonce=None):
+    """Run one face login in `mode` ("face", "username+face" or "face+password")."""
+    challenge = take_challenge(nonce) if current_app.config["LIVENESS"] == "challenge" else None
+    if current_app.config["LIVENESS"] == "challenge" and challenge is None:
+        return Outcome(None, NO_CHALLENGE, 400)
+    wait = address_wait(address)
+    if wait:
+        log_attempt(mode, "limited", "address rate limit", address, challenge=challenge)
+        return _wait(wait, "this kiosk")
+    claimed = User.by_username(username) if mode != "face" and username else None
+    if claimed is not None and (wait := account_wait(claimed, "face")):
+        log_attempt(mode, "locked", "account locked", address, claimed=claimed, challenge=challenge)
+        return _wait(wait)
+    index = get_gallery().index()
+    if mode != "face":
+        # 1:1: compare only with the claimed user's templates (none if there is no such user).
+        index = index.only(claimed.id if claimed else None)
+    try:
+        decision = face_login(index, posted, challenge)
+    except CameraError as e:
+        log_attempt(mode, "error", f"camera {e.reason}", address, claimed=claimed, challenge=challenge)
+        return Outcome(None, str(e), e.status)
+    password_ok = mode != "face+password" or verify_password(claimed, password or "")
+    matched = db.session.get(User, decision.label) if decision.label is not None else None
+    if matched is None or not password_ok:
+        if claimed is not None:
+            record_failure(claimed, "face")
+        reason = decision.reason if matched is None else "wrong password"
+        log_attempt(mode, "failure", reason, address, claimed, matched, decision, challenge)
+        return Outcome(None, _refusal(mode, reason, challenge), 401)
+    if matched.face_disabled or (wait := account_wait(matched, "face")):
+        log_attempt(mode, "locked", "face login off or locked", address, claimed, matched, decision, challenge)
+        return Outcome(None, FACE_OFF, 403) if matched.face_disabled else _wait(wait)
+    if matched.is_admin and mode != "face+password":
+        # A face alone must never open /admin: the password is the second factor.
+        log_attempt(mode, "refused", "admin needs password", address, claimed, matched, decision, challenge)
+        return Outcome(None, ADMIN_NEEDS_PASSWORD, 401, ask_password=True)
+    record_success(matched, "face")
+    log_attempt(mode, "success", "match", address, claimed, matched, decision, challenge)
+    return Outcome(matched)
+
+
+def password_attempt(username, password, address):
+    """Check a username and password, with the password path's own lockout."""
+    user = User.by_username(username)
+    if user is not None and (wait := account_wait(user, "password")):
+        log_attempt("password", "locked", "account locked", address, claimed=user)
+        return _wait(wait)
+    if not verify_password(user, password):
+        if user is not None:
+            record_failure(user, "password")
+        log_attempt("password", "failure", "wrong password", address, claimed=user)
+        return Outcome(None, WRONG_PASSWORD, 401)
+    record_success(user, "password")
+    log_attempt("password", "success", "password", address, claimed=user, matched=user)
+    return Outcome(user)

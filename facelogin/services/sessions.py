@@ -1,0 +1,225 @@
+"""Sessions, passwords and kiosk devices: who is logged in, from which kiosk, and how that is kept safe."""
+
+import functools
+import hashlib
+import os
+import re
+import secrets
+import time
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app, g, redirect, request, session, url_for
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from models import KioskDevice, User, as_utc, db, utcnow
+
+# The account rules, written once: the forms, `flask users` and the importer use them.
+USERNAME_RULE = re.compile(r"[A-Za-z0-9_.-]{3,64}")
+USERNAME_HELP = "Use 3 to 64 letters, digits, dots, dashes or underscores for the username"
+PASSWORD_LENGTH = (8, 128)
+PASSWORD_HELP = "Use {} to {} characters for the password".format(*PASSWORD_LENGTH)
+
+CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def load_secret_key(app):
+    """Use SECRET_KEY from the config, else one generated once into the instance folder."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = os.path.join(app.instance_path, "secret_key")
+    try:
+        with open(path, "x", encoding="ascii") as f:
+            os.chmod(path, 0o600)
+            f.write(secrets.token_hex(32))
+    except FileExistsError:
+        pass
+    with open(path, encoding="ascii") as f:
+        app.config["SECRET_KEY"] = f.read().strip()
+
+
+def hash_password(password):
+    """Hash a password with the configured method (scrypt N=2^17 by default)."""
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+@functools.cache
+def _dummy_hash(method):
+    """Return a hash to check against when the user does not exist (same cost, no answer)."""
+    return generate_password_hash(secrets.token_hex(16), method=method)
+
+
+def verify_password(user, password):
+    """Check `password` for `user` (which may be None) in about the same time either way."""
+    stored = user.password_hash if user else _dummy_hash(current_app.config["PASSWORD_HASH_METHOD"])
+    return check_password_hash(stored, password) and user is not None
+
+
+def login_user(user):
+    """Start a fresh session for `user`: old session data and old cookies are discarded."""
+    session.clear()
+    user.session_token = secrets.token_urlsafe(32)
+    user.last_login_at = utcnow()
+    db.session.commit()
+    session["user_id"] = user.id
+    session["token"] = user.session_token
+    session["seen"] = time.time()
+
+
+def logout_user():
+    """End the session; copies of the old cookie stop working too."""
+    user = g.get("user")
+    if user is not None:
+        user.session_token = None
+        db.session.commit()
+    session.clear()
+    g.user = None
+
+
+def load_logged_in_user():
+    """Put the logged-in user (or None) on `g`, ending sessions that are stale or idle."""
+    g.user = None
+    user_id, token = session.get("user_id"), session.get("token")
+    if user_id is None:
+        return
+    user = db.session.get(User, user_id)
+    idle = time.time() - session.get("seen", 0) > current_app.config["KIOSK_IDLE_SECONDS"]
+    if user is None or not token or not secrets.compare_digest(token, user.session_token or "") or idle:
+        session.clear()
+        return
+    session["seen"] = time.time()
+    g.user = user
+
+
+def login_required(view):
+    """Redirect anonymous visitors to the login page, which brings them back afterwards."""
+    @functools.wraps(view)
+    def wrapped(**kwargs):
+        if g.user is None:
+            return redirect(url_for("login.login", next=request.path))
+        return view(**kwargs)
+    return wrapped
+
+
+def safe_next(target):
+    """Return `target` if it is a path on this site, else None (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
+        return None
+    return target
+
+
+def set_security_headers(response):
+    """Add the headers every response carries."""
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if g.get("user") is not None or request.endpoint in ("account.protected", "account.photo"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- kiosk devices ----------------------------------------------------------------------------
+# A kiosk browser is registered once (`flask kiosks add NAME` prints a one-time path); opening
+# that path stores a long-lived random secret in an HttpOnly cookie. The database keeps only
+# SHA-256 hashes: the secrets are 256-bit random, so a plain hash cannot be guessed backwards.
+DEVICE_COOKIE = "kiosk_device"
+DEVICE_COOKIE_DAYS = 5 * 365
+SEEN_EVERY = timedelta(minutes=5)  # how often last_seen_at is written
+
+
+class DeviceError(Exception):
+    """A kiosk-device action was refused; the message says why."""
+
+
+def _digest(secret):
+    """Return the hex SHA-256 of a secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def add_device(name):
+    """Register kiosk `name` (or give an unused one a fresh link); return the one-time enrolment code."""
+    if not USERNAME_RULE.fullmatch(name):
+        raise DeviceError("Use 3 to 64 letters, digits, dots, dashes or underscores for the kiosk name")
+    device = db.session.execute(db.select(KioskDevice).where(KioskDevice.name == name)).scalar_one_or_none()
+    if device is not None and device.secret_hash and device.revoked_at is None:
+        raise DeviceError(f"kiosk {name} is registered already - revoke it first to register another browser")
+    device = device or KioskDevice(name=name)
+    code = secrets.token_urlsafe(24)
+    device.enrol_code_hash = _digest(code)
+    device.enrol_expires_at = utcnow() + timedelta(minutes=current_app.config["KIOSK_ENROL_MINUTES"])
+    device.secret_hash, device.revoked_at, device.enrolled_at = None, None, None
+    db.session.add(device)
+    db.session.commit()
+    return code
+
+
+def enrol_device(code):
+    """Use a one-time enrolment code; return (device, secret for the cookie), or None if it is not valid."""
+    device = db.session.execute(
+        db.select(KioskDevice).where(KioskDevice.enrol_code_hash == _digest(code))).scalar_one_or_none()
+    if device is None or device.revoked_at is not None or as_utc(device.enrol_expires_at) < utcnow():
+        return None
+    secret = secrets.token_urlsafe(32)
+    device.secret_hash, device.enrol_code_hash, device.enrol_expires_at = _digest(secret), None, None
+    device.enrolled_at = device.last_seen_at = utcnow()
+    db.session.commit()
+    return device, secret
+
+
+def set_device_cookie(response, secret):
+    """Store the device secret in this browser: HttpOnly, SameSite=Strict, Secure when sessions are."""
+    response.set_cookie(DEVICE_COOKIE, secret, max_age=DEVICE_COOKIE_DAYS * 86400, httponly=True,
+                        samesite="Strict", secure=current_app.config["SESSION_COOKIE_SECURE"])
+
+
+def current_device():
+    """Return the registered, unrevoked kiosk this request comes from, or None."""
+    if "device" not in g:
+        secret = request.cookies.get(DEVICE_COOKIE, "")
+        device = None
+        if 20 <= len(secret) <= 128:
+            device = db.session.execute(db.select(KioskDevice).where(
+                KioskDevice.secret_hash == _digest(secret), KioskDevice.revoked_at.is_(None))).scalar_one_or_none()
+        if device is not None and (device.last_seen_at is None or as_utc(device.last_seen_at) + SEEN_EVERY < utcnow()):
+            device.last_seen_at = utcnow()
+            db.session.commit()
+        g.device = device
+    return g.device
+
+
+def revoke_device(name):
+    """Revoke kiosk `name`: its browser can no longer use face login or the camera."""
+    device = db.session.execute(db.select(KioskDevice).where(KioskDevice.name == name)).scalar_one_or_none()
+    if device is None or device.revoked_at is not None:
+        raise DeviceError(f"no registered kiosk called {name}")
+    device.revoked_at, device.secret_hash, device.enrol_code_hash = utcnow(), None, None
+    db.session.commit()
+    return device
+
+
+def list_devices():
+    """Return every kiosk device, newest first."""
+    return db.session.execute(db.select(KioskDevice).order_by(KioskDevice.id.desc())).scalars().all()
+
+
+def may_watch_camera():
+    """Return True if this request may see the kiosk camera: a registered kiosk or a logged-in admin."""
+    return current_device() is not None or bool(g.get("user") is not None and g.user.is_admin)
+
+
+def page_context():
+    """Give every page the camera mode and whether it may show the live camera view."""
+    return {"camera_mode": current_app.config["CAMERA_MODE"], "can_preview": may_watch_camera()}
+
+
+def init_app(app):
+    """Install the secret key, the per-request hooks and the page context."""
+    load_secret_key(app)
+    app.before_request(load_logged_in_user)
+    app.after_request(set_security_headers)
+    app.context_processor(page_context)

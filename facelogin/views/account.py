@@ -1,0 +1,78 @@
+"""The logged-in person's own page: greeting, their face photo, and adding or removing face photos."""
+
+from flask import Blueprint, flash, g, redirect, render_template, url_for
+
+from facelogin.engine.camera import CameraError
+from facelogin.forms import ActionForm, PhotoForm, first_error
+from facelogin.services import enrolment, storage
+from facelogin.services.enrolment import EnrollError
+from facelogin.services.sessions import current_device, login_required
+from facelogin.views.register import NEEDS_KIOSK, posted_pictures
+
+bp = Blueprint("account", __name__, url_prefix="/protected")
+ADDED = "Photo added: the kiosk now knows you from one more picture."
+
+
+def _page(error=None, status=200):
+    """Render the logged-in page, with an error if there is one."""
+    templates = g.user.templates()
+    return render_template("protected.html", form=ActionForm(), photo_form=PhotoForm(),
+                           has_photo=storage.has_face_photo(g.user), templates=templates,
+                           error=error or (enrolment.TEMPLATES_UNREADABLE if templates is None else None)), status
+
+
+@bp.get("")
+@login_required
+def protected():
+    """Greet the logged-in user with their enrolled photo and their face photos."""
+    return _page()
+
+
+@bp.get("/photo")
+@login_required
+def photo():
+    """Serve the logged-in user's enrolled face photo, to that user only."""
+    return storage.send_face_photo(g.user.id)
+
+
+@bp.post("/faces")
+@login_required
+def add():
+    """Add another photo of the logged-in user, checked to be the same person."""
+    form = PhotoForm()
+    if not form.validate_on_submit():
+        return _page(first_error(form), 400)
+    try:
+        enrolment.add_template(g.user, form.photo.data.read())
+    except EnrollError as e:
+        return _page(str(e), e.status)
+    flash(ADDED)
+    return redirect(url_for("account.protected"))
+
+
+@bp.post("/faces/capture")
+@login_required
+def capture():
+    """Add another photo of the logged-in user, taken with the kiosk camera."""
+    if current_device() is None:
+        return _page(NEEDS_KIOSK, 403)
+    try:
+        enrolment.add_template(g.user, enrolment.take_photo(posted_pictures()))
+    except EnrollError as e:
+        return _page(str(e), e.status)
+    except CameraError as e:
+        return _page(str(e), e.status)
+    flash(ADDED)
+    return redirect(url_for("account.protected"))
+
+
+@bp.post("/faces/<int:number>/delete")
+@login_required
+def remove(number):
+    """Remove one of the logged-in user's face templates."""
+    try:
+        enrolment.remove_template(g.user, number)
+    except EnrollError as e:
+        return _page(str(e), e.status)
+    flash(f"Photo {number} removed.")
+    return redirect(url_for("account.protected"))

@@ -1,0 +1,97 @@
+"""The admin pages: accounts with their photos, delete, reset a face, re-enable, kiosks, recent logins."""
+
+import functools
+from typing import NamedTuple
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+
+from facelogin.forms import ActionForm
+from facelogin.services import accounts, sessions, storage
+from models import User, db
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+class Action(NamedTuple):
+    """An admin action on one account: what the confirmation page says, and what it does."""
+
+    title: str
+    explain: str
+    button: str
+    run: object
+    done: str
+
+
+ACTIONS = {
+    "delete": Action("Delete {name}?",
+                     "The account, its face templates and its photo are removed for good. "
+                     "Past login attempts stay in the log without the name.",
+                     "Delete the account", accounts.delete_user, "{name} was deleted."),
+    "reset-face": Action("Reset {name}'s face?",
+                         "Their face templates and photo are removed. Face login stays off for them "
+                         "until they log in with their password and add a new photo.",
+                         "Reset the face", accounts.reset_face,
+                         "{name}'s face was reset: they log in with their password and add a new photo."),
+    "unlock": Action("Re-enable {name}?",
+                     "Failed-attempt counters and lockouts are cleared for face and password login, "
+                     "and face login is switched back on.",
+                     "Re-enable the account", accounts.unlock, "{name} can log in again."),
+}
+
+
+def admin_required(view):
+    """Send anonymous visitors to the login page and refuse users who are not admins."""
+    @functools.wraps(view)
+    def wrapped(**kwargs):
+        if g.user is None:
+            return redirect(url_for("login.login"))
+        if not g.user.is_admin:
+            abort(403, "This page is for administrators only")
+        return view(**kwargs)
+    return wrapped
+
+
+@bp.get("")
+@admin_required
+def index():
+    """List the accounts, the registered kiosks and the most recent login attempts."""
+    return render_template("admin/index.html", rows=accounts.account_rows(), devices=sessions.list_devices(),
+                           attempts=accounts.recent_attempts(), form=ActionForm())
+
+
+@bp.get("/users/<int:user_id>/photo")
+@admin_required
+def photo(user_id):
+    """Serve a user's enrolled face photo to an admin."""
+    return storage.send_face_photo(user_id)
+
+
+@bp.route("/users/<int:user_id>/<action>", methods=("GET", "POST"))
+@admin_required
+def confirm(user_id, action):
+    """Ask for confirmation of an action on one account; the confirming POST carries it out."""
+    user = db.session.get(User, user_id)
+    if action not in ACTIONS or user is None:
+        abort(404, "There is no such account or action")
+    spec, form, name = ACTIONS[action], ActionForm(), user.username
+    if not form.validate_on_submit():
+        return render_template("admin/confirm.html", user=user, action=action, spec=spec, form=form)
+    if action == "delete" and user.id == g.user.id:
+        error = "You cannot delete your own account while logged in with it"
+        return render_template("admin/confirm.html", user=user, action=action, spec=spec, form=form,
+                               error=error), 409
+    spec.run(user)
+    flash(spec.done.format(name=name))
+    return redirect(url_for("admin.index"))
+
+
+@bp.post("/kiosks/<name>/revoke")
+@admin_required
+def revoke_kiosk(name):
+    """Revoke a registered kiosk: its browser loses face login, camera capture and the preview."""
+    try:
+        sessions.revoke_device(name)
+    except sessions.DeviceError as e:
+        abort(404, str(e))
+    flash(f"Kiosk {name} was revoked.")
+    return redirect(url_for("admin.index"))

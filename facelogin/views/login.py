@@ -1,0 +1,70 @@
+"""Home and login: the welcome page, face login, the password fallback and logout."""
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+
+from facelogin.forms import ActionForm, FaceLoginForm, PasswordLoginForm, first_error
+from facelogin.services import attempts
+from facelogin.services.sessions import current_device, login_user, logout_user, safe_next
+
+bp = Blueprint("login", __name__)
+NEEDS_KIOSK = ("Face login works only on a registered kiosk - ask staff to register this kiosk, "
+               "or log in with your password")
+
+
+@bp.get("/")
+def home():
+    """Show the welcome page."""
+    return render_template("home.html", form=ActionForm())
+
+
+def _login_page(error=None, status=200, password_open=False):
+    """Render the login page with a fresh challenge (when liveness asks for one) and the password fallback."""
+    challenge, nonce = attempts.current_challenge() if current_app.config["LIVENESS"] == "challenge" else (None, None)
+    page = render_template("login.html", form=FaceLoginForm(nonce=nonce), password_form=PasswordLoginForm(),
+                           mode=current_app.config["LOGIN_MODE"], error=error, challenge=challenge,
+                           movement=attempts.MOVEMENTS.get(challenge),
+                           kiosk_ok=current_device() is not None, password_open=password_open)
+    return page, status
+
+
+def _finish_login(outcome):
+    """Log the user in and go to their page, or show why not."""
+    if outcome.user is None:
+        return _login_page(outcome.message, outcome.status, outcome.ask_password)
+    login_user(outcome.user)
+    return redirect(safe_next(request.args.get("next")) or url_for("account.protected"))
+
+
+@bp.route("/login", methods=("GET", "POST"))
+def login():
+    """Show the login page; a POST logs in whoever the kiosk camera sees (as LOGIN_MODE says)."""
+    form = FaceLoginForm()
+    if not form.is_submitted():
+        return _login_page()
+    if current_device() is None:
+        return _login_page(NEEDS_KIOSK, 403)
+    mode = current_app.config["LOGIN_MODE"]
+    error = first_error(form) if not form.validate() else form.missing(mode)
+    if error:
+        return _login_page(error, 400)
+    posted = [f.read for f in request.files.getlist("frame") if f.filename]
+    outcome = attempts.face_attempt(mode, form.username.data, form.password.data, request.remote_addr,
+                                    posted, form.nonce.data)
+    return _finish_login(outcome)
+
+
+@bp.post("/login/password")
+def login_password():
+    """Log in with username and password: the fallback that is always there, on any device."""
+    form = PasswordLoginForm()
+    if not form.validate_on_submit():
+        return _login_page(first_error(form), 400, password_open=True)
+    return _finish_login(attempts.password_attempt(form.username.data, form.password.data, request.remote_addr))
+
+
+@bp.post("/logout")
+def logout():
+    """End the session and return to the home page."""
+    logout_user()
+    flash("You are logged out.")
+    return redirect(url_for("login.home"))

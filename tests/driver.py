@@ -1,0 +1,56 @@
+"""Drive the kiosk as a person would, through Flask's test client."""
+
+import re
+import secrets
+
+from facelogin.services import sessions
+
+
+def register_kiosk(app, client, name=None):
+    """Register `client`'s browser as kiosk `name`, as an operator would with `flask kiosks add`."""
+    name = name or f"kiosk-{secrets.token_hex(4)}"
+    with app.app_context():
+        code = sessions.add_device(name)
+    response = client.get(f"/kiosks/enrol/{code}")
+    assert response.status_code == 302, response.data
+    return name
+
+
+def page_challenge(page):
+    """Return the (challenge, nonce) a login page carries, or (None, None)."""
+    challenge = re.search(rb'data-challenge="([a-z]+)"', page)
+    nonce = re.search(rb'name="nonce" type="hidden" value="([^"]*)"', page) or re.search(
+        rb'value="([^"]*)"[^>]*name="nonce"', page)
+    return (challenge.group(1).decode() if challenge else None, nonce.group(1).decode() if nonce else None)
+
+
+class Kiosk:
+    """Actions a person takes at the kiosk, through the test client."""
+
+    def __init__(self, app, client):
+        self.app, self.client = app, client
+
+    def register(self, username="grace", photo=None, password="correct horse", **extra):
+        """POST the registration form with a photo file."""
+        with open(photo, "rb") as f:
+            data = {"username": username, "password": password, "photo": (f, "face.jpg"), **extra}
+            return self.client.post("/register", data=data, content_type="multipart/form-data")
+
+    def look(self, source):
+        """Point the kiosk camera at another source."""
+        self.app.config["CAMERA_SOURCE"] = source
+
+    def challenge(self):
+        """Open the login page and return the (challenge, nonce) it shows."""
+        return page_challenge(self.client.get("/login").data)
+
+    def face_login(self, data=None, nonce=None):
+        """Press "Log in with my face" on the login page (with its challenge's nonce)."""
+        data = dict(data or {})
+        if self.app.config["LIVENESS"] == "challenge":
+            data.setdefault("nonce", nonce or self.challenge()[1])
+        return self.client.post("/login", data=data)
+
+    def password_login(self, username, password):
+        """Use the password fallback."""
+        return self.client.post("/login/password", data={"username": username, "password": password})

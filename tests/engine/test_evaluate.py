@@ -1,0 +1,59 @@
+"""Accuracy measurement: the maths on fixed numbers, and `flask faces evaluate` on real photos."""
+
+import json
+
+import numpy as np
+
+from facelogin.engine import evaluate
+
+
+def test_error_rates_and_eer():
+    genuine, impostor = np.array([0.2, 0.3, 0.5]), np.array([0.45, 0.8, 0.9, 1.0])
+    assert evaluate.error_rates(genuine, impostor, 0.4) == (0.0, 1 / 3)
+    assert evaluate.error_rates(genuine, impostor, 0.5) == (0.25, 0.0)
+    eer, at = evaluate.equal_error_rate(genuine, impostor)
+    assert at == 0.45 and np.isclose(eer, (0.25 + 1 / 3) / 2)  # FAR 1/4, FRR 1/3 there
+
+
+def test_largest_tolerance_stays_under_target():
+    impostor = np.linspace(0.5, 1.0, 1000)
+    t = evaluate.largest_tolerance(np.array([0.3]), impostor, target_far=0.01)
+    assert evaluate.error_rates(np.array([]), impostor, t)[0] <= 0.01
+    assert evaluate.error_rates(np.array([]), impostor, t + 0.001)[0] > 0.01
+    assert evaluate.largest_tolerance(np.array([0.3]), impostor, 1e-4) < 0.5
+
+
+def test_simulation_counts_wrong_user():
+    a, b = np.zeros(128), np.full(128, 0.03)  # two people 0.34 apart
+    people = {"a": [a, a + 0.001], "b": [b, a + 0.002]}  # b's second photo looks like a
+    counts = evaluate.simulate_logins(people, tolerance=0.45, margin=0.0)
+    assert counts == {"correct": 1, "wrong_user": 1, "refused": 0}
+    assert evaluate.simulate_logins(people, tolerance=0.45, margin=0.5)["wrong_user"] == 0
+
+
+def test_evaluate_command_on_real_photos(runner, people_dir):
+    result = runner.invoke(args=["faces", "evaluate", people_dir, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["people"] == 3 and report["photos"] == 12 and report["refused_photos"] == []
+    assert report["genuine"]["pairs"] == 18 and report["impostor"]["pairs"] == 48
+    assert report["genuine"]["max"] < 0.45 < report["impostor"]["min"]
+    sim = report["simulation"]
+    assert sim["correct"] == 9 and sim["wrong_user"] == 0
+    assert report["far_resolution"] == 1 / 48
+
+
+def test_evaluate_text_report(runner, people_dir):
+    result = runner.invoke(args=["faces", "evaluate", people_dir])
+    assert result.exit_code == 0
+    assert "EER" in result.stdout and "1:N logins" in result.stdout
+    assert "only 48 impostor pairs" in result.stdout
+
+
+def test_check_command_lists_distances(kiosk, runner, photos, media):
+    kiosk.register("grace", photos["grace"])
+    kiosk.register("luis", photos["luis"])
+    result = runner.invoke(args=["faces", "check", media["grace_altered"]])
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0 and lines[0].endswith("grace  (within tolerance)")
+    assert lines[1].endswith("luis") and float(lines[1].split()[0]) > 0.6

@@ -1,0 +1,183 @@
+"""The face engine: decoding, detection, encoding and matching, on real photos and fixed vectors."""
+
+import io
+import numpy as np
+import pytest
+from PIL import Image
+from facelogin.engine import faces
+from media import load_bgr
+from threadpoolctl import threadpool_info
+
+def _png(image, **params):
+    """Encode a Pillow image to PNG bytes."""
+    buf = io.BytesIO()
+    image.save(buf, format=params.pop("format", "PNG"), **params)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def grace_rgb(photos):
+    return faces.read_image(open(photos["grace"], "rb").read())
+
+
+@pytest.fixture(scope="module")
+def grace_encoding(grace_rgb):
+    check = faces.find_single_face(grace_rgb, detect_width=1024)
+    return faces.encode_face(grace_rgb, check.box)
+
+
+def test_read_image_gives_rgb(photos):
+    rgb = faces.read_image(open(photos["grace"], "rb").read())
+    bgr = load_bgr(photos["grace"])
+    assert rgb.dtype == np.uint8 and rgb.shape == bgr.shape
+    assert np.abs(rgb.astype(int) - bgr[..., ::-1]).max() <= 2  # same pixels, channels swapped
+
+
+def test_read_image_honours_exif_orientation(grace_rgb):
+    rotated = Image.fromarray(grace_rgb).rotate(90, expand=True)  # stored sideways...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...with "rotate 90 clockwise to view"
+    upright = faces.read_image(_png(rotated, format="JPEG", exif=exif))
+    assert upright.shape == grace_rgb.shape
+    assert np.abs(upright.astype(int) - grace_rgb).mean() < 8  # upright again, only JPEG loss
+    assert faces.find_single_face(upright, detect_width=1024).problem is None
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "I;16", "P"])
+def test_read_image_converts_modes(grace_rgb, mode):
+    image = Image.fromarray(grace_rgb)
+    converted = image.convert("L").convert("I;16") if mode == "I;16" else image.convert(mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    rgb = faces.read_image(_png(converted, format=fmt))
+    assert rgb.shape == grace_rgb.shape and rgb.dtype == np.uint8 and rgb.mean() > 40
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image", b"\xff\xd8\xff\xe0" + b"\x00" * 50])
+def test_read_image_refuses_non_images(data):
+    with pytest.raises(faces.ImageError):
+        faces.read_image(data)
+
+
+def test_read_image_refuses_decompression_bomb():
+    bomb = _png(Image.new("L", (12000, 12000)))
+    with pytest.raises(faces.ImageError, match="too large"):
+        faces.read_image(bomb, max_pixels=40_000_000)
+
+
+def test_detection_finds_one_face_and_the_patch(grace_rgb, photos):
+    assert len(faces.detect_faces(grace_rgb, detect_width=1024)) == 1
+    astronaut = faces.read_image(open(photos["astronaut"], "rb").read())
+    assert len(faces.detect_faces(astronaut, detect_width=1024, upsample=1)) == 2
+    assert len(faces.detect_faces(astronaut, detect_width=1024, upsample=0)) == 1
+
+
+def test_downscaled_detection_boxes_are_full_size(grace_rgb):
+    big = faces.detect_faces(grace_rgb, detect_width=1024)[0]
+    small = faces.detect_faces(grace_rgb, detect_width=256)[0]
+    assert np.abs(np.subtract(big, small)).max() < 40
+
+
+def test_same_person_close_different_person_far(grace_encoding, media, photos):
+    def encode(path):
+        rgb = faces.frame_to_rgb(load_bgr(path))
+        return faces.encode_face(rgb, faces.find_single_face(rgb, detect_width=320).box)
+    altered = encode(media["grace_altered"])  # rotated, mirrored, brighter, JPEG 60
+    other = encode(photos["luis"])
+    assert grace_encoding.shape == (128,) and grace_encoding.dtype == np.float32
+    assert faces.face_distance([grace_encoding], altered)[0] < 0.3
+    assert faces.face_distance([grace_encoding], other)[0] > 0.7
+
+
+def test_face_index_matches_naive_distances():
+    rng = np.random.default_rng(1)
+    templates = rng.normal(0, 0.1, (50, 128))
+    index = faces.FaceIndex(range(50), templates)
+    q = rng.normal(0, 0.1, 128)
+    naive = np.linalg.norm(templates - q, axis=1)
+    assert np.allclose(index.distances(q), naive, atol=1e-5)
+    match = index.identify(q)
+    assert match.label == int(np.argmin(naive))
+    assert np.isclose(match.runner_up, np.sort(naive)[1], atol=1e-5)
+
+
+def test_identify_takes_closest_user_and_best_template_per_user():
+    a, b = np.zeros(128), np.zeros(128)
+    b[0] = 1.0
+    query = np.zeros(128)
+    query[0] = 0.45  # within 0.6 of both: a first-match search would pick "far"
+    index = faces.FaceIndex.from_users([("far", [a, a + 0.3]), ("near", [b])])
+    match = index.identify(query)
+    assert match.label == "far" and np.isclose(match.distance, 0.45)
+    assert np.isclose(match.runner_up, 0.55)
+    assert not faces.accepts(match, tolerance=0.5, margin=0.2)
+    assert faces.accepts(match, tolerance=0.5, margin=0.05)
+
+
+def test_empty_index_matches_nobody():
+    match = faces.FaceIndex().identify(np.zeros(128))
+    assert match.label is None and match.distance == float("inf")
+
+
+def test_decide_burst_needs_consensus_and_vetoes_a_second_person(monkeypatch):
+    """decide_burst with the engine replaced by fixed vectors (one "frame" = one vector)."""
+    monkeypatch.setattr(faces, "find_single_face", lambda rgb, *a, **k: faces.FaceCheck((0, 1, 1, 0), None, 1))
+    monkeypatch.setattr(faces, "encode_face", lambda rgb, box: rgb)
+    a, b = np.zeros(128, np.float32), np.full(128, 0.1, np.float32)
+    index = faces.FaceIndex(["a", "b"], [a, b])
+    decide = lambda frames: faces.decide_burst(frames, index, 0.45, 0.08, consensus=2)  # noqa: E731
+    assert decide([a + 0.01, a]).label == "a"
+    assert decide([a + 0.01]).reason == "not_recognised"  # one vote is not enough
+    assert decide([a, b, a]).reason == "not_recognised"  # b vetoes
+    assert decide([a, a, b]).frames == 2  # stops as soon as it is sure
+
+
+def test_quick_detection_falls_back_to_upsampling_for_smaller_faces(photos):
+    from media import on_canvas
+    grace = load_bgr(photos["grace"])
+    near = faces.frame_to_rgb(on_canvas(grace, height=420))  # face about 140 px tall
+    far = faces.frame_to_rgb(on_canvas(grace, height=260))   # face about 90 px: needs upsampling
+    assert not faces.detect_faces(far, 320, upsample=0)
+    for frame in (near, far):
+        quick, full = faces.find_single_face(frame, quick=True), faces.find_single_face(frame)
+        assert quick.problem is None and full.problem is None
+        assert np.abs(np.subtract(quick.box, full.box)).max() < 30
+
+
+# --- FaceIndex's fast search gives exactly the answers of the plain formula, with BLAS left as found.
+
+def plain_identify(labels, templates, encoding):
+    """The textbook search: every Euclidean distance, the closest, the closest other label."""
+    d = np.linalg.norm(np.asarray(templates, np.float64) - np.asarray(encoding, np.float64), axis=1)
+    best = int(np.argmin(d))
+    others = d[np.array([label != labels[best] for label in labels])]
+    return labels[best], d[best], others.min() if len(others) else np.inf
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_identify_matches_the_plain_formula(seed):
+    rng = np.random.default_rng(seed)
+    people = rng.normal(0, 0.09, (300, 128))
+    labels = list(rng.integers(0, 120, 300))  # labels repeat: several templates per user
+    query = people[7] + rng.normal(0, 0.02, 128)
+    index = faces.FaceIndex(labels, people)
+    match = index.identify(query)
+    label, nearest, runner_up = plain_identify(labels, people, query)
+    assert match.label == label
+    assert match.distance == pytest.approx(nearest, abs=1e-5)
+    assert match.runner_up == pytest.approx(runner_up, abs=1e-5)
+    assert index.distances(query) == pytest.approx(
+        np.linalg.norm(people - query, axis=1), abs=1e-5)
+
+
+def test_one_label_and_empty_index():
+    one = faces.FaceIndex(["grace", "grace"], np.ones((2, 128)) * [[0.1], [0.2]])
+    match = one.identify(np.full(128, 0.1))
+    assert match.label == "grace" and match.distance == pytest.approx(0, abs=1e-3)
+    assert match.runner_up == float("inf")
+    assert faces.FaceIndex().identify(np.zeros(128)).label is None
+
+
+def test_search_leaves_the_blas_thread_count_as_it_was():
+    before = [lib["num_threads"] for lib in threadpool_info()]
+    faces.FaceIndex(range(1000), np.random.default_rng(0).normal(0, 0.09, (1000, 128))).identify(np.zeros(128))
+    assert [lib["num_threads"] for lib in threadpool_info()] == before

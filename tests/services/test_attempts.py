@@ -1,0 +1,178 @@
+"""Login modes, lockout and the audit trail, end to end through the test client."""
+
+import os
+import pytest
+from models import LoginAttempt, User, db
+from media import load_bgr, on_canvas, scene, write_video
+
+@pytest.fixture
+def grace(app, kiosk, photos, clock):
+    """Grace, enrolled, with a short burst so that refused attempts stay quick."""
+    kiosk.register("grace", photos["grace"], password="correct horse")
+    app.config["CAMERA_FRAMES"] = 4
+    return "grace"
+
+
+def _user(app, name="grace"):
+    with app.app_context():
+        user = User.by_username(name)
+        db.session.expunge(user)
+        return user
+
+
+def _attempts(app):
+    with app.app_context():
+        return db.session.execute(db.select(LoginAttempt).order_by(LoginAttempt.id)).scalars().all()
+
+
+def test_username_face_mode_checks_only_the_claimed_user(app, kiosk, grace, photos, media):
+    app.config["LOGIN_MODE"] = "username+face"
+    kiosk.register("luis", photos["luis"])
+    kiosk.look(media["grace_video"])
+    wrong = kiosk.client.post("/login", data={"username": "luis"})
+    unknown = kiosk.client.post("/login", data={"username": "nobody"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert b"Face not recognised for that username" in wrong.data and b"for that username" in unknown.data
+    assert kiosk.client.post("/login", data={}).status_code == 400  # the mode needs a username
+    right = kiosk.client.post("/login", data={"username": "GRACE"})
+    assert right.headers["Location"] == "/protected"
+
+
+def test_face_password_mode_needs_both(app, kiosk, grace, media):
+    app.config["LOGIN_MODE"] = "face+password"
+    kiosk.look(media["grace_video"])
+    wrong_password = kiosk.client.post("/login", data={"username": "grace", "password": "wrong horse"})
+    kiosk.look(media["luis_video"])
+    wrong_face = kiosk.client.post("/login", data={"username": "grace", "password": "correct horse"})
+    assert wrong_password.status_code == wrong_face.status_code == 401
+    assert b"Face or password not recognised" in wrong_password.data
+    assert b"Face or password not recognised" in wrong_face.data
+    kiosk.look(media["grace_video"])
+    both = kiosk.client.post("/login", data={"username": "grace", "password": "correct horse"})
+    assert both.headers["Location"] == "/protected"
+
+
+@pytest.mark.parametrize("mode", ["face", "username+face", "face+password"])
+def test_password_fallback_in_every_mode(app, kiosk, grace, mode):
+    app.config["LOGIN_MODE"] = mode
+    assert b"Log in with your password instead" in kiosk.client.get("/login").data
+    assert kiosk.password_login("grace", "correct horse").headers["Location"] == "/protected"
+
+
+def test_password_lockout_waits_30s_then_doubles(app, kiosk, grace, clock):
+    for _ in range(5):
+        assert kiosk.password_login("grace", "wrong horse").status_code == 401
+    locked = kiosk.password_login("grace", "correct horse")  # even the right password waits
+    assert locked.status_code == 429 and b"please wait 30 seconds" in locked.data
+    clock.advance(31)
+    assert kiosk.password_login("grace", "wrong horse").status_code == 401  # 6th failure
+    assert b"please wait 60 seconds" in kiosk.password_login("grace", "correct horse").data
+    clock.advance(61)
+    assert kiosk.password_login("grace", "correct horse").headers["Location"] == "/protected"
+    assert _user(app).password_failures == 0
+
+
+def test_face_lockout_in_username_face_mode(app, kiosk, grace, clock, media):
+    app.config["LOGIN_MODE"] = "username+face"
+    kiosk.look(media["luis_video"])
+    for _ in range(5):
+        assert kiosk.client.post("/login", data={"username": "grace"}).status_code == 401
+    kiosk.look(media["grace_video"])
+    locked = kiosk.client.post("/login", data={"username": "grace"})
+    assert locked.status_code == 429 and b"please wait 30 seconds" in locked.data
+    # The password path keeps its own counter and is still open.
+    assert kiosk.password_login("grace", "correct horse").headers["Location"] == "/protected"
+    kiosk.client.post("/logout")
+    clock.advance(31)
+    assert kiosk.client.post("/login", data={"username": "grace"}).headers["Location"] == "/protected"
+    assert _user(app).face_failures == 0
+
+
+@pytest.mark.parametrize(("liveness", "limit"), [("off", 50), ("blink", 100)])
+def test_face_login_disabled_after_many_failures(app, kiosk, grace, clock, media, liveness, limit):
+    from facelogin.services.attempts import face_disable_limit, record_failure
+    app.config["LIVENESS"] = liveness
+    with app.app_context():
+        assert face_disable_limit() == limit
+        user = User.by_username("grace")
+        user.face_failures = limit - 2
+        record_failure(user, "face")
+        assert not user.face_disabled
+        record_failure(user, "face")
+        assert user.face_disabled
+        db.session.commit()
+    app.config["LIVENESS"] = "off"
+    clock.advance(10 ** 9)  # long after any timed lock
+    refused = kiosk.face_login()
+    assert refused.status_code == 403 and b"Face login is turned off" in refused.data
+    assert kiosk.password_login("grace", "correct horse").headers["Location"] == "/protected"
+
+
+def test_face_attempts_rate_limited_per_address(app, kiosk, grace, clock, media):
+    app.config["FACE_RATE_LIMIT"] = 3
+    kiosk.look(media["empty_video"])
+    for _ in range(3):
+        assert kiosk.face_login().status_code == 401
+    limited = kiosk.face_login()
+    assert limited.status_code == 429 and b"for this kiosk" in limited.data
+    clock.advance(61)
+    assert kiosk.face_login().status_code == 401  # allowed again, and still no face
+
+
+def test_attempts_are_recorded(app, kiosk, grace, media):
+    kiosk.look(media["luis_video"])
+    kiosk.face_login()
+    kiosk.look(media["grace_video"])
+    kiosk.face_login()
+    failure, success = _attempts(app)
+    assert (failure.mode, failure.outcome, failure.reason) == ("face", "failure", "not_recognised")
+    assert failure.matched_user_id is None and failure.distance > 0.6
+    assert failure.client_addr == "127.0.0.1" and failure.liveness == "off" and failure.snapshot is None
+    assert (success.outcome, success.matched_user_id) == ("success", 1)
+    assert success.distance < 0.3
+    assert success.margin is None  # nobody else is enrolled: there is no runner-up to measure
+
+
+def test_failed_snapshots_saved_and_pruned(app, kiosk, grace, clock, media):
+    app.config["SAVE_FAILED_SNAPSHOTS"] = True
+    folder = os.path.join(app.config["UPLOAD_FOLDER"], "attempts")
+    os.makedirs(folder)
+    old = os.path.join(folder, "old.jpg")
+    open(old, "wb").close()
+    os.utime(old, (clock().timestamp() - 8 * 86400,) * 2)
+    kiosk.look(media["luis_video"])
+    kiosk.face_login()
+    (attempt,) = _attempts(app)
+    assert os.listdir(folder) == [attempt.snapshot]  # the new one kept, the 8-day-old one gone
+    kiosk.look(media["grace_video"])
+    kiosk.face_login()  # successes are never photographed
+    assert len(os.listdir(folder)) == 1
+
+
+# --- The burst decision on real frames: consensus across frames and the veto of a second person.
+
+def _clip(tmp_path, name, frames):
+    return write_video(tmp_path / f"{name}.avi", frames)
+
+
+def test_one_matching_frame_is_not_enough(app, kiosk, photos, tmp_path):
+    kiosk.register("grace", photos["grace"])
+    grace = on_canvas(load_bgr(photos["grace"]))
+    kiosk.look(_clip(tmp_path, "glimpse", [scene(1), scene(2), grace, scene(3)]))
+    app.config["CAMERA_FRAMES"] = 4
+    refused = kiosk.face_login()
+    assert refused.status_code == 401 and b"Face not recognised" in refused.data
+    app.config["FACE_CONSENSUS"] = 1
+    assert kiosk.face_login().headers["Location"] == "/protected"
+
+
+def test_a_second_enrolled_person_in_the_burst_vetoes(app, kiosk, photos, tmp_path):
+    kiosk.register("grace", photos["grace"])
+    kiosk.register("luis", photos["luis"])
+    grace, luis = on_canvas(load_bgr(photos["grace"])), on_canvas(load_bgr(photos["luis"]))
+    kiosk.look(_clip(tmp_path, "swap", [grace, luis, grace, grace]))
+    app.config["CAMERA_FRAMES"] = 4
+    refused = kiosk.face_login()
+    assert refused.status_code == 401 and b"Face not recognised" in refused.data
+    kiosk.look(_clip(tmp_path, "steady", [grace, grace, luis, luis]))
+    assert kiosk.face_login().headers["Location"] == "/protected"  # decided before Luis appears

@@ -1,0 +1,117 @@
+"""Security defaults: configuration, secret key, password hashing, cookies, headers, CSRF."""
+
+import os
+
+import pytest
+from werkzeug.security import check_password_hash
+
+from app import create_app
+
+
+def _app(tmp_path, **config):
+    base = {"SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "UPLOAD_FOLDER": str(tmp_path / "u"), "KNOWN_FACES_FOLDER": str(tmp_path / "k")}
+    return create_app({**base, **config})
+
+
+def test_config_from_prefixed_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLASK_FACE_TOLERANCE", "0.4")
+    monkeypatch.setenv("FLASK_CAMERA_SOURCE", "/dev/video2")
+    monkeypatch.setenv("FLASK_CAMERA_FRAMES", "15")
+    app = _app(tmp_path)
+    assert app.config["FACE_TOLERANCE"] == 0.4
+    assert app.config["CAMERA_SOURCE"] == "/dev/video2"
+    assert app.config["CAMERA_FRAMES"] == 15
+    assert _app(tmp_path, FACE_TOLERANCE=0.3).config["FACE_TOLERANCE"] == 0.3  # test dict wins
+
+
+def test_defaults_are_safe(tmp_path):
+    config = _app(tmp_path).config
+    assert config["FACE_TOLERANCE"] <= 0.5 and config["FACE_MARGIN"] > 0
+    assert config["WTF_CSRF_ENABLED"] and config["MAX_CONTENT_LENGTH"] <= 16 * 1024 * 1024
+    assert config["SESSION_COOKIE_HTTPONLY"] and config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+def test_secret_key_generated_once_into_instance_folder(tmp_path):
+    from facelogin.services.sessions import load_secret_key
+    app = _app(tmp_path, SECRET_KEY="placeholder")
+    app.instance_path = str(tmp_path)
+    keys = []
+    for _ in range(2):  # two starts of the app
+        app.config["SECRET_KEY"] = None
+        load_secret_key(app)
+        keys.append(app.config["SECRET_KEY"])
+    key_file = tmp_path / "secret_key"
+    assert len(keys[0]) == 64 and keys[0] == keys[1] == key_file.read_text()
+    assert oct(os.stat(key_file).st_mode & 0o777) == "0o600"
+
+
+def test_default_password_hash_is_owasp_grade(app, kiosk, photos, tmp_path):
+    app.config["PASSWORD_HASH_METHOD"] = _app(tmp_path).config["PASSWORD_HASH_METHOD"]
+    kiosk.register("grace", photos["grace"], password="correct horse")
+    from models import User, db
+    with app.app_context():
+        stored = db.session.execute(db.select(User)).scalar_one().password_hash
+    assert stored.startswith("scrypt:131072:8:1$")  # N=2^17, r=8, p=1
+    assert check_password_hash(stored, "correct horse")
+
+
+def test_cookie_flags(app, kiosk, photos):
+    kiosk.register("grace", photos["grace"])
+    app.config["SESSION_COOKIE_SECURE"] = True
+    response = kiosk.password_login("grace", "correct horse")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/register", "/protected"])
+def test_security_headers_on_every_page(client, path):
+    headers = client.get(path).headers
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "no-referrer"
+
+
+def _post_paths(app):
+    """Every POST route of the app, with a sample value for its URL arguments."""
+    return sorted(rule.rule.replace("<int:number>", "1").replace("<int:user_id>", "1").replace("<action>", "delete")
+                  for rule in app.url_map.iter_rules() if "POST" in rule.methods)
+
+
+def test_every_post_needs_a_valid_csrf_token(app, kiosk, photos):
+    kiosk.register("grace", photos["grace"])
+    kiosk.password_login("grace", "correct horse")  # logged in: protected routes reach their checks
+    app.config["WTF_CSRF_ENABLED"] = True
+    paths = _post_paths(app)
+    assert {"/login", "/login/password", "/logout", "/register", "/protected/faces", "/admin/users/1/delete"} <= set(paths)
+    for path in paths:
+        for token in ({}, {"csrf_token": "forged"}):
+            response = kiosk.client.post(path, data={"username": "grace", "password": "x", **token})
+            assert response.status_code == 400 and b"This page has expired" in response.data, path
+    assert kiosk.client.get("/protected").status_code == 200  # nothing above logged grace out
+
+
+@pytest.mark.parametrize("path", ["/static/style.css", "/no-such-page", "/camera/stream"])
+def test_security_headers_on_other_responses(stranger, path):
+    response = stranger.get(path)  # not a registered kiosk: 403 stream
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    response.close()
+
+
+def test_unknown_user_costs_as_much_as_a_wrong_password(app, kiosk, photos):
+    import time
+    # A real (if lighter than default) scrypt cost, so a skipped hash would show plainly.
+    app.config["PASSWORD_HASH_METHOD"] = "scrypt:32768:8:1"
+    kiosk.register("grace", photos["grace"], password="correct horse")
+
+    def timed(username):
+        start = time.perf_counter()
+        response = kiosk.password_login(username, "wrong horse")
+        return time.perf_counter() - start, response
+    timed("nobody")  # warm-up: the dummy hash is made once
+    wrong = sorted(timed("grace")[0] for _ in range(3))[1]
+    unknown = sorted(timed(f"nobody{i}")[0] for i in range(3))[1]
+    assert 0.5 < unknown / wrong < 2.0, (unknown, wrong)
+    assert timed("nobody")[1].status_code == timed("grace")[1].status_code == 401

@@ -1,0 +1,295 @@
+"""The kiosk in a real browser: Debian's Chromium, driven by Playwright, against a real server thread.
+
+Screenshots go to test-artifacts/screenshots/. Without Chromium or Playwright these
+tests are skipped, except under CI=true, where they fail.
+"""
+
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from werkzeug.serving import make_server
+
+from app import create_app
+from media import alter, load_bgr, on_canvas
+from models import User, db
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+def write_y4m(path, frames, fps=15):
+    """Write BGR frames as an uncompressed YUV4MPEG2 (I420) clip, Chromium's fake-camera format."""
+    h, w = frames[0].shape[:2]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return str(path)
+
+
+def _unavailable():
+    """Return why the browser tests cannot run here, or None."""
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} is missing: `make browser-deps` installs Debian's chromium (as root)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is missing: `make install-dev` installs it"
+    return None
+
+
+class Site:
+    """The app served on 127.0.0.1 by a werkzeug server thread."""
+
+    def __init__(self, app, url):
+        self.app, self.url = app, url
+
+    def reset(self, **config):
+        """Empty the database and the folders, and set the kiosk's config for one test."""
+        with self.app.app_context():
+            db.drop_all()
+            db.create_all()
+        for key in ("UPLOAD_FOLDER", "KNOWN_FACES_FOLDER"):
+            shutil.rmtree(self.app.config[key], ignore_errors=True)
+            os.makedirs(self.app.config[key])
+        self.app.config.update(self.defaults, **config)
+
+    def register(self, username, photo, password="correct horse"):
+        """Enrol a user directly, through the same registration code as the pages."""
+        from facelogin.services.enrolment import register_user
+        with self.app.app_context():
+            register_user(username, password, photo)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, media):
+    """Serve a fresh app (CSRF on, as in production) on a free port of 127.0.0.1."""
+    d = tmp_path_factory.mktemp("site")
+    defaults = {"CAMERA_MODE": "server", "CAMERA_SOURCE": media["grace_video"], "KIOSK_IDLE_SECONDS": 120}
+    app = create_app({
+        "SECRET_KEY": "browser-test", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{d / 'site.sqlite'}",
+        "UPLOAD_FOLDER": str(d / "uploads"), "KNOWN_FACES_FOLDER": str(d / "known_faces"),
+        "CAMERA_TIMEOUT": 10.0, "PASSWORD_HASH_METHOD": "scrypt:1024:8:1", **defaults,
+    })
+    app.instance_path = str(d / "instance")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    site = Site(app, f"http://127.0.0.1:{server.server_port}")
+    site.defaults = defaults
+    yield site
+    server.shutdown()
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Playwright's handle on Debian's Chromium (skipped, or failed under CI, when it is missing)."""
+    reason = _unavailable()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the browser tests: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p.chromium
+
+
+def launch(chromium, camera_clip):
+    """Start a headless Chromium whose fake camera plays `camera_clip` (a .y4m file), in a new profile."""
+    # launch() gives the browser a new temporary user-data dir of its own.
+    return chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS + [
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera_clip}"])
+
+
+@pytest.fixture(scope="module")
+def browser(chromium, photos, tmp_path_factory):
+    """One headless Chromium for the module, whose fake camera shows Grace Hopper."""
+    grace = load_bgr(photos["grace"])
+    clip = [on_canvas(alter(grace, angle=2 * np.sin(i), quality=85)) for i in range(8)]
+    browser = launch(chromium, write_y4m(tmp_path_factory.mktemp("camera") / "grace.y4m", clip))
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser, site):
+    """A fresh page (no cookies) on an emptied site; fails on script errors and CSP refusals."""
+    site.reset()
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=site.url)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    problems = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text)
+            if m.type == "error" and "Content Security Policy" in m.text else None)
+    yield page
+    context.close()
+    assert problems == []
+
+
+def shot(page, name):
+    """Save a full-page screenshot as a test artifact."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def preview_shows_frames(page):
+    """Wait until the live-preview <img> has decoded a frame of the kiosk camera."""
+    page.wait_for_function("() => document.querySelector('img.camera').naturalWidth === 640")
+
+
+def test_register_then_log_in_by_face_and_log_out(page, site, photos):
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
+    shot(page, "home")
+    page.get_by_role("link", name="Register").last.click()
+    preview_shows_frames(page)
+    page.get_by_label("Username").fill("grace")
+    page.get_by_label("Password").fill("correct horse")
+    page.get_by_label("Photo of your face").set_input_files(photos["grace"])
+    shot(page, "register")
+    page.get_by_role("button", name="Register", exact=True).click()
+    expect(page.get_by_role("status").first).to_contain_text("Welcome, grace!")
+    preview_shows_frames(page)
+    shot(page, "login")
+
+    page.get_by_role("button", name="Log in with my face").click()
+    page.wait_for_url("**/protected")
+    expect(page.get_by_role("heading", name="Hello, grace")).to_be_visible()
+    expect(page.locator("[data-idle-countdown]")).to_have_text(re.compile(r"Logging out in 2:00|1:5\d"))
+    shot(page, "protected")
+    page.get_by_role("button", name="Log out").last.click()
+    expect(page.get_by_role("status").first).to_have_text("You are logged out.")
+
+
+def test_refused_face_shows_its_message(page, site, media, photos):
+    from playwright.sync_api import expect
+
+    site.register("grace", photos["grace"])
+    site.app.config["CAMERA_SOURCE"] = media["luis_video"]
+    page.goto("/login")
+    preview_shows_frames(page)
+    page.get_by_role("button", name="Log in with my face").click()
+    expect(page.get_by_role("alert")).to_contain_text("Face not recognised")
+    preview_shows_frames(page)
+    shot(page, "login-refused")
+
+
+def test_browser_camera_registers_and_logs_in(page, site):
+    from playwright.sync_api import expect
+
+    site.reset(CAMERA_MODE="browser")
+    page.goto("/register")
+    expect(page.locator("img.camera")).to_have_count(0)  # no server camera in this mode
+    page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+    page.get_by_role("button", name="Take photo with the kiosk camera").click()
+    page.wait_for_url("**/register/camera")
+    page.wait_for_function("() => document.querySelector('img.camera').naturalWidth === 640")
+    shot(page, "register-confirm")
+    page.get_by_label("Username").fill("grace")
+    page.get_by_label("Password").fill("correct horse")
+    page.get_by_role("button", name="Register with this photo").click()
+    expect(page.get_by_role("status").first).to_contain_text("Welcome, grace!")
+    page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+    held = []  # hold the posted frames, so that the "looking" state can be seen
+    page.route(re.compile(r".*/login$"),
+               lambda route: held.append(route) if route.request.method == "POST" else route.fallback())
+    page.get_by_role("button", name="Log in with my face").click()
+    expect(page.get_by_role("button", name="Looking…")).to_be_disabled()
+    expect(page.locator("form.face-login")).to_have_attribute("aria-busy", "true")
+    shot(page, "login-looking")
+    while not held:
+        page.wait_for_timeout(50)
+    assert held[0].request.post_data_buffer.count(b'name="frame"') == site.app.config["CAMERA_FRAMES"]
+    held[0].continue_()
+    page.wait_for_url("**/protected")
+    expect(page.get_by_role("heading", name="Hello, grace")).to_be_visible()
+
+
+def test_admin_page_and_a_confirmed_action(page, site, photos):
+    from playwright.sync_api import expect
+
+    from facelogin.services import accounts as useradmin
+    site.register("grace", photos["grace"])
+    site.register("luis", photos["luis"])
+    with site.app.app_context():
+        useradmin.create_admin("boss", "s3cret pass")
+        luis = User.by_username("luis")
+        luis.face_failures, luis.face_disabled = 50, True  # face login switched off by failures
+        db.session.commit()
+    page.goto("/login")
+    page.get_by_text("Log in with your password instead").click()
+    page.get_by_label("Username", exact=True).fill("boss")
+    page.get_by_label("Password", exact=True).fill("s3cret pass")
+    page.get_by_role("button", name="Log in", exact=True).click()
+    page.get_by_role("link", name="Admin").click()
+    expect(page.get_by_role("heading", name="Administration")).to_be_visible()
+    page.wait_for_function("() => [...document.querySelectorAll('img.thumb')].every(i => i.naturalWidth > 0)")
+    shot(page, "admin")
+    expect(page.locator("tr", has_text="luis").locator(".tag")).to_have_text("locked")
+    page.get_by_role("link", name="Re-enable luis").click()
+    expect(page.get_by_role("heading", name="Re-enable luis?")).to_be_visible()
+    page.get_by_role("button", name="Re-enable the account").click()
+    expect(page.get_by_role("status").first).to_have_text("luis can log in again.")
+    expect(page.locator("tr", has_text="luis").locator(".tag")).to_have_count(0)
+
+
+def test_idle_countdown_returns_to_the_login_page(page, site, photos):
+    from playwright.sync_api import expect
+
+    site.register("grace", photos["grace"])
+    site.app.config["KIOSK_IDLE_SECONDS"] = 2
+    page.goto("/login")
+    page.get_by_text("Log in with your password instead").click()
+    page.get_by_label("Username", exact=True).fill("grace")
+    page.get_by_label("Password", exact=True).fill("correct horse")
+    page.get_by_role("button", name="Log in", exact=True).click()
+    expect(page.locator("[data-idle-countdown]")).to_contain_text("Logging out in 0:0")
+    page.wait_for_url("**/login", timeout=8000)
+    expect(page.get_by_role("link", name="Log in")).to_be_visible()  # the server ended the session too
+
+
+@pytest.fixture(scope="module")
+def blinking_browser(chromium, photos, tmp_path_factory):
+    """A second Chromium whose fake camera shows Grace Hopper blinking every two seconds."""
+    from media import close_eyes
+    grace = on_canvas(load_bgr(photos["grace"]))
+    shut = close_eyes(grace)
+    # 15 fps: open 0.8 s, eyes shut 4 frames (267 ms, a slow blink), open 1.2 s; Chromium loops it.
+    clip = [alter(shut if 12 <= i < 16 else grace, angle=2 * np.sin(i), quality=85) for i in range(30)]
+    browser = launch(chromium, write_y4m(tmp_path_factory.mktemp("blink") / "blink.y4m", clip, fps=15))
+    yield browser
+    browser.close()
+
+
+def test_browser_camera_with_blink_liveness(blinking_browser, page, site, photos):
+    from playwright.sync_api import expect
+
+    site.reset(CAMERA_MODE="browser", LIVENESS="blink")
+    site.register("grace", photos["grace"])
+    # The still picture of the module's usual camera: refused, it never blinks.
+    page.goto("/login")
+    page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+    page.get_by_role("button", name="Log in with my face").click()
+    expect(page.get_by_role("alert")).to_contain_text("Please blink", timeout=30_000)
+    # A camera that shows her blinking logs her in.
+    context = blinking_browser.new_context(viewport={"width": 1280, "height": 800}, base_url=site.url)
+    blinking = context.new_page()
+    blinking.goto("/login")
+    blinking.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+    blinking.get_by_role("button", name="Log in with my face").click()
+    blinking.wait_for_url("**/protected", timeout=30_000)
+    context.close()

@@ -1,0 +1,92 @@
+"""Under load on the production server: 20 clients register (racing for names and faces), log in by
+password and by face for a bounded time; afterwards nothing is lost, duplicated or half-written."""
+
+import os
+import sqlite3
+import threading
+import time
+from collections import Counter
+
+import cv2
+
+from bench import load
+from media import load_bgr
+
+DURATION = 20.0  # seconds of load, bounded; each client also stops after its current request
+CLIENTS = 20
+RACED_NAMES = ("racer0", "racer1")
+
+
+def _photos(photos, tmp_path):
+    """JPEG bytes of three different faces (Grace is already enrolled) and of an empty room."""
+    from media import scene
+    astronaut = load_bgr(photos["astronaut"])[20:260, 100:340]
+    images = {"grace": load_bgr(photos["grace"]), "luis": load_bgr(photos["luis"]),
+              "eileen": cv2.resize(astronaut, None, fx=2, fy=2), "nobody": scene(7)}
+    return {name: cv2.imencode(".jpg", image)[1].tobytes() for name, image in images.items()}
+
+
+def test_mixed_load_keeps_everything_consistent(tmp_path, photos):
+    env = load.prepare_site(str(tmp_path), PASSWORD_HASH_METHOD="scrypt:1024:8:1", CAMERA_TIMEOUT=8)
+    pictures = _photos(photos, tmp_path)
+    process, port = load.start_server(env, threads=8)
+    outcomes, lock = [], threading.Lock()  # (kind, username, status, body)
+    deadline = time.monotonic() + DURATION
+
+    def register(client, i, n):
+        name = RACED_NAMES[n % 2] if i < 5 else f"solo{i}x{n}"  # half of them race for two names
+        face = list(pictures)[(i + n) % len(pictures)]
+        form = {"csrf_token": client.token(), "username": name, "password": "correct horse"}
+        status, _, body = client.request("POST", "/register", form, [("photo", f"{face}.jpg", pictures[face])])
+        return name, status, body
+
+    def password_login(client, i, n):
+        status, _, body = client.request("POST", "/login/password", {
+            "csrf_token": client.token(), "username": load.USERNAME, "password": load.PASSWORD})
+        return load.USERNAME, status, body
+
+    def face_login(client, i, n):
+        status, _, body = client.request("POST", "/login", {"csrf_token": client.token()})
+        return None, status, body
+
+    def worker(i):
+        kind = register if i < 10 else password_login if i < 15 else face_login
+        client = load.Client("127.0.0.1", port)
+        n = 0
+        while time.monotonic() < deadline:
+            name, status, body = kind(client, i, n)
+            with lock:
+                outcomes.append((kind.__name__, name, status, body))
+            n += 1
+        client.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(CLIENTS)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(DURATION + 60)
+        still_up = load.Client("127.0.0.1", port).request("GET", "/")[0]
+    finally:
+        load.stop_server(process)
+
+    statuses = Counter((kind, status) for kind, _, status, _ in outcomes)
+    assert still_up == 200, statuses
+    for kind, _, status, body in outcomes:
+        assert status < 500 or (status == 503 and b"Camera busy" in body), (kind, status, body[-300:])
+    assert statuses[("password_login", 302)] > 0 and statuses[("face_login", 302)] > 0, statuses
+    assert statuses[("register", 302)] > 0 and statuses[("register", 409)] > 0, statuses
+
+    site = sqlite3.connect(tmp_path / "site.sqlite")
+    users = dict(site.execute("SELECT lower(username), id FROM users"))
+    registered = {name for kind, name, status, _ in outcomes if kind == "register" and status == 302}
+    refused = {name for kind, name, status, _ in outcomes if kind == "register" and status != 302}
+    assert registered <= set(users)  # every success is there (once: usernames are unique)...
+    assert not (refused - registered - {"racer0", "racer1"}) & set(users)  # ...and no refusal is
+    assert len(users) == len(set(users.values()))
+    # Each face belongs to one account at most: Grace (before the load), Luis and Eileen once each.
+    assert len(users) <= 3, users
+    known = sorted(os.listdir(tmp_path / "known_faces"))
+    assert known == sorted(f"{i}.jpg" for i in users.values())  # each row has its photo, and only those
+    leftovers = [n for n in os.listdir(tmp_path / "uploads") if n not in ("attempts", "captures")]
+    assert leftovers == []

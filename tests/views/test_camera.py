@@ -1,0 +1,191 @@
+"""The kiosk camera in the pages: preview stream, a kiosk photo for registration, browser frames."""
+
+import io
+import os
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from driver import register_kiosk
+from facelogin.services import enrolment
+from facelogin.engine import preview
+from facelogin.engine.camera import Camera
+
+REMOTE = {"REMOTE_ADDR": "192.0.2.7"}  # a documentation address: never contacted
+
+
+def _jpeg(part):
+    """Decode the JPEG inside one multipart part."""
+    head, body = part.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: ")
+    image = cv2.imdecode(np.frombuffer(body[:-2], np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
+    return image
+
+
+def _frames(path, count):
+    """Return `count` frames of a camera source as JPEG files for a multipart post."""
+    with Camera(path).burst(count, timeout=5) as frames:
+        return [(io.BytesIO(cv2.imencode(".jpg", f)[1].tobytes()), f"f{i}.jpg") for i, f in enumerate(frames)]
+
+
+def test_stream_shows_the_camera_to_the_kiosk(client):
+    response = client.get("/camera/stream")
+    assert response.status_code == 200
+    assert response.mimetype == "multipart/x-mixed-replace"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert _jpeg(next(iter(response.response))).shape == (480, 640, 3)
+    response.close()
+
+
+def test_stream_is_refused_to_others_but_not_to_admins(app, client, stranger, runner):
+    # Looking local proves nothing (behind a local proxy everyone does): only a device credential
+    # or an admin's session opens the camera view.
+    response = stranger.get("/camera/stream")
+    assert response.status_code == 403 and b"only on a registered kiosk" in response.data
+    runner.invoke(args=["users", "create-admin", "boss"], input="s3cret pass\ns3cret pass\n")
+    stranger.post("/login/password", data={"username": "boss", "password": "s3cret pass"}, environ_base=REMOTE)
+    response = stranger.get("/camera/stream", environ_base=REMOTE)
+    assert response.status_code == 200
+    response.close()
+    app.config["CAMERA_MODE"] = "browser"
+    response = client.get("/camera/stream")
+    assert response.status_code == 409 and b"no server camera" in response.data
+
+
+@pytest.mark.parametrize(("picture", "min_height", "hint"), [
+    ("grace_altered", 80, "Ready"), ("grace_altered", 400, "Move closer"),
+    ("two_faces", 80, "One person at a time"), ("dark", 80, "Too dark - face the light"),
+    ("no_face", 80, "Step closer and look at the camera"),
+    ("tiny_face", 80, "Step closer and look at the camera"),  # too small for the detector
+])
+def test_preview_hint_on_real_pictures(media, picture, min_height, hint):
+    frame = cv2.imread(media[picture])
+    rgb, said = preview.annotate(frame, detect_width=320, min_face_height=min_height)
+    assert said == hint
+    assert not np.array_equal(rgb, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))  # box and caption drawn
+
+
+def test_preview_holds_the_camera_only_while_reading_a_frame(media):
+    camera = Camera(media["grace_video"])
+    parts = preview.mjpeg_parts(camera, timeout=5, detect_width=320, min_face_height=80, fps=5)
+    started = time.monotonic()
+    images = [_jpeg(next(parts)) for _ in range(4)]
+    assert time.monotonic() - started >= 0.6  # 5 frames a second at most: 3 gaps of 0.2 s
+    assert all(image.shape == (480, 640, 3) for image in images)
+    with camera.burst(3, timeout=0.5) as frames:  # free between frames: a login burst gets it
+        assert len(list(frames)) == 3
+    parts.close()  # what the server does when the browser goes away
+    with pytest.raises(StopIteration):
+        next(parts)
+    assert camera.lock.acquire(blocking=False)
+
+
+def test_preview_says_when_the_camera_is_missing(tmp_path):
+    parts = preview.mjpeg_parts(Camera(str(tmp_path / "none.avi")), 1, 320, 80)
+    assert _jpeg(next(parts)).shape == (480, 640, 3)
+    parts.close()
+
+
+def test_face_login_while_the_preview_streams(kiosk, client, photos):
+    kiosk.register("grace", photos["grace"])
+    stream = client.get("/camera/stream")
+    next(iter(stream.response))
+    assert kiosk.face_login().headers["Location"] == "/protected"
+    stream.close()
+
+
+def test_register_with_a_kiosk_photo(app, kiosk, client, media, stored_files, user_count):
+    kiosk.look(media["grace_altered"])
+    response = client.post("/register/capture")
+    assert response.headers["Location"] == "/register/camera"
+    page = client.get("/register/camera")
+    assert page.status_code == 200 and b'src="/register/camera/photo"' in page.data
+    assert client.get("/register/camera/photo").mimetype == "image/jpeg"
+    assert [f.split("/")[-2] for f in stored_files()] == ["captures"]
+    assert app.test_client().get("/register/camera/photo").status_code == 404  # this session's only
+    response = client.post("/register/camera", data={"username": "grace", "password": "correct horse"})
+    assert response.headers["Location"] == "/login" and user_count() == 1
+    assert [f.rsplit("/", 2)[-2:] for f in stored_files()] == [["known_faces", "1.jpg"]]
+    kiosk.look(media["grace_video"])
+    assert kiosk.face_login().headers["Location"] == "/protected"
+
+
+def test_refused_kiosk_photo_can_be_retaken(kiosk, client, media, stored_files, user_count):
+    kiosk.look(media["no_face"])
+    client.post("/register/capture")
+    response = client.post("/register/camera", data={"username": "grace", "password": "correct horse"})
+    assert response.status_code == 400 and b"We could not find a face" in response.data
+    assert user_count() == 0 and len(stored_files()) == 1
+    assert client.post("/register/camera/discard").headers["Location"] == "/register"
+    assert stored_files() == []
+    assert client.get("/register/camera").headers["Location"] == "/register"
+
+
+def test_stale_kiosk_photos_are_swept(app, client, stored_files):
+    client.post("/register/capture")
+    old = stored_files()[0]
+    os.utime(old, (time.time() - enrolment.CAPTURE_MAX_AGE - 1,) * 2)
+    other = app.test_client()
+    register_kiosk(app, other, "second-kiosk")
+    other.post("/register/capture")  # somebody else's capture
+    assert old not in stored_files() and len(stored_files()) == 1
+
+
+def test_capture_follows_camera_mode(app, client, media, stored_files):
+    with open(media["grace_altered"], "rb") as f:
+        response = client.post("/register/capture", data={"frame": (f, "frame.jpg")})
+    assert response.status_code == 409 and b"pictures sent by the browser are not accepted" in response.data
+    app.config["CAMERA_MODE"] = "browser"
+    response = client.post("/register/capture")
+    assert response.status_code == 409 and b"takes pictures in the browser" in response.data
+    with open(media["not_an_image"], "rb") as f:
+        response = client.post("/register/capture", data={"frame": (f, "frame.jpg")})
+    assert response.status_code == 400 and stored_files() == []
+    with open(media["grace_altered"], "rb") as f:
+        response = client.post("/register/capture", data={"frame": (f, "frame.jpg")})
+    assert response.headers["Location"] == "/register/camera" and len(stored_files()) == 1
+
+
+def test_browser_frames_log_in_with_the_same_decision(app, kiosk, client, media, photos):
+    kiosk.register("grace", photos["grace"])
+    app.config["CAMERA_MODE"] = "browser"
+    response = client.post("/login", data={"frame": _frames(media["luis_video"], 4)})
+    assert response.status_code == 401 and b"Face not recognised" in response.data
+    response = client.post("/login", data={"frame": _frames(media["grace_video"], 4)})
+    assert response.headers["Location"] == "/protected"
+
+
+def test_login_refuses_frames_of_the_wrong_mode(app, kiosk, client, media, photos):
+    kiosk.register("grace", photos["grace"])
+    response = client.post("/login", data={"frame": _frames(media["grace_video"], 2)})
+    assert response.status_code == 409 and b"not accepted" in response.data
+    app.config["CAMERA_MODE"] = "browser"
+    response = client.post("/login")
+    assert response.status_code == 409 and b"takes pictures in the browser" in response.data
+    with open(media["not_an_image"], "rb") as f:
+        response = client.post("/login", data={"frame": (f, "f.jpg")})
+    assert response.status_code == 400 and b"could not be read" in response.data
+    assert client.get("/protected").status_code == 302
+
+
+def test_preview_and_registration_detect_at_once_without_crashing(photos):
+    # dlib's HOG detector crashed the process (exit 139) when a preview frame and a
+    # registration photo were searched at once; faces.ENGINE_LOCK makes them take turns.
+    code = f"""
+import threading, cv2
+from facelogin.engine import faces
+rgb = cv2.cvtColor(cv2.imread({photos['grace']!r}), cv2.COLOR_BGR2RGB)
+big = cv2.resize(rgb, (640, 800))
+work = lambda image, width: [faces.detect_faces(image, width) for _ in range(6)]
+threads = [threading.Thread(target=work, args=a) for a in ((rgb, 320), (big, 640))]
+[t.start() for t in threads]
+[t.join() for t in threads]
+"""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=root, timeout=120)
+    assert done.returncode == 0
