@@ -111,3 +111,67 @@ def summarise(people, tolerances, tolerance, margin, target_far):
         # With n impostor pairs a measured FAR of 0 only shows FAR < 1/n.
         "far_resolution": 1 / len(impostor) if len(impostor) else None,
     }
+
+
+# --- Challenge liveness over a folder of recorded attempts (`flask faces liveness DIR`) -------------
+
+VIDEO_SUFFIXES = (".mp4", ".avi")
+
+
+def list_liveness_clips(root):
+    """Return sorted (label, challenge, path) for DIR/<label>/<challenge>/ videos or frame folders.
+
+    `label` is "genuine" or an attack type; a clip is a .mp4/.avi file or a folder of images.
+    """
+    clips = []
+    for label in sorted(os.listdir(root)):
+        for challenge in sorted(os.listdir(os.path.join(root, label))) if os.path.isdir(os.path.join(root, label)) else ():
+            folder = os.path.join(root, label, challenge)
+            if not os.path.isdir(folder):
+                continue
+            for name in sorted(os.listdir(folder)):
+                path = os.path.join(folder, name)
+                if (os.path.isfile(path) and name.lower().endswith(VIDEO_SUFFIXES)) or (
+                        os.path.isdir(path) and any(f.lower().endswith(PHOTO_SUFFIXES) for f in os.listdir(path))):
+                    clips.append((label, challenge, path))
+    return clips
+
+
+def read_clip(path):
+    """Yield the RGB frames of a video file, or of a folder's images in name order."""
+    import cv2
+
+    if os.path.isdir(path):
+        for name in sorted(os.listdir(path)):
+            if name.lower().endswith(PHOTO_SUFFIXES):
+                frame = cv2.imread(os.path.join(path, name), cv2.IMREAD_COLOR)
+                if frame is not None:
+                    yield faces.frame_to_rgb(frame)
+        return
+    capture = cv2.VideoCapture(path)
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield faces.frame_to_rgb(frame)
+    finally:
+        capture.release()
+
+
+def liveness_rates(results):
+    """Return ISO/IEC 30107-3 rates from (label, accepted) pairs: BPCER of "genuine", APCER per attack label."""
+    genuine = {"count": 0, "refused": 0}
+    attacks = {}
+    for label, accepted in results:
+        if label == "genuine":
+            genuine["count"] += 1
+            genuine["refused"] += not accepted
+        else:
+            row = attacks.setdefault(label, {"count": 0, "accepted": 0})
+            row["count"] += 1
+            row["accepted"] += bool(accepted)
+    genuine["bpcer"] = genuine["refused"] / genuine["count"] if genuine["count"] else None
+    for row in attacks.values():
+        row["apcer"] = row["accepted"] / row["count"]
+    return {"genuine": genuine, "attacks": dict(sorted(attacks.items()))}

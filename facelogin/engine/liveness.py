@@ -255,9 +255,9 @@ def _step(prev, cur):
     }
 
 
-def watch_for_challenge(rgb_frames, challenge, *, min_yaw=10.0, min_pitch=8.0, min_depth=0.02,
+def watch_for_challenge(rgb_frames, challenge, *, min_yaw=10.0, min_pitch=8.0, min_depth=0.025,
                         max_start_yaw=15.0, max_start_pitch=25.0, start_frames=4, confirm=2, settle=2,
-                        max_shift=0.25, max_scale=1.25, max_turn=20.0, max_gap=3,
+                        max_shift=0.25, max_scale=1.4, max_turn=20.0, max_gap=3,
                         min_face_height=80, detect_width=320):
     """Read RGB frames until the head has moved as `challenge` asks (one of CHALLENGES), or they run out.
 

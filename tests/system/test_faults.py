@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from driver import register_kiosk
 from sqlalchemy import event
 
 from facelogin.engine import camera
