@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export FLASK_APP := app
 
-.PHONY: run serve test install install-dev browser-deps postgres-deps clean
+.PHONY: run serve test lint users kiosks faces install install-dev browser-deps postgres-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,10 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The first run registers this machine's browser as the kiosk: open the printed link in it.
 run: install
 	$(BIN)/flask db upgrade
+	@$(BIN)/flask kiosks add kiosk --unless-registered
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
 # Production serving: waitress threads in one process, which owns the kiosk camera.
@@ -55,8 +57,16 @@ postgres-deps:
 	  || echo "postgres-deps: could not install postgresql; PostgreSQL tests will not run"; \
 	else echo "postgres-deps: PostgreSQL missing and not root; PostgreSQL tests will not run"; fi
 
-test: install-dev browser-deps postgres-deps
+test: install-dev browser-deps postgres-deps lint
 	$(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Operator commands, run with the project's own flask: `make users ARGS="list"`, `make kiosks ARGS="add hall"`.
+users kiosks faces: install
+	$(BIN)/flask $@ $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -41,9 +41,23 @@
     return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
   }
 
+  // A refused attempt used up its challenge: take the new one (and its nonce) from the answer.
+  function takeNewChallenge(page) {
+    const fresh = page.querySelector("[data-challenge]");
+    const shown = document.querySelector("[data-challenge]");
+    if (fresh && shown) shown.replaceWith(document.importNode(fresh, true));
+    const nonce = page.querySelector("input[name=nonce]");
+    const mine = document.querySelector("input[name=nonce]");
+    if (nonce && mine) mine.value = nonce.value;
+    const form = page.querySelector("[data-face-login]");
+    const login = document.querySelector("[data-face-login]");
+    if (form && login && form.dataset.busy) login.dataset.busy = form.dataset.busy;
+  }
+
   // The message of a refused request: the page's alert line, or the status.
   async function messageOf(response) {
     const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    takeNewChallenge(page);
     const alert = page.querySelector("[role=alert]");
     return alert ? alert.textContent.trim() : "Something went wrong (" + response.status + ") - try again";
   }
@@ -81,7 +95,7 @@
     showError(form, await messageOf(response));
   }
 
-  // gap: ms between frames; a blink check (LIVENESS=blink) needs a quick, long burst.
+  // gap: ms between frames; a blink or a head movement (LIVENESS) needs a quick, long burst.
   function handle(form, count, busyText, gap = 120) {
     form.addEventListener("submit", (event) => {
       if (form.classList.contains("looking")) {
@@ -89,7 +103,7 @@
         return;
       }
       form.querySelector("[data-status]").classList.remove("error");
-      setBusy(form, true, busyText);
+      setBusy(form, true, form.dataset.busy || busyText);
       if (!browserMode) return;  // the plain POST goes on; the page shows "looking" until it answers
       event.preventDefault();
       startCamera()
@@ -100,8 +114,7 @@
 
   const login = document.querySelector("[data-face-login]");
   if (login) {
-    handle(login, Number(login.dataset.frames) || 5, login.dataset.busy || "Looking at you - hold still\u2026",
-           Number(login.dataset.gap) || 120);
+    handle(login, Number(login.dataset.frames), "Looking at you - hold still\u2026", Number(login.dataset.gap));
   }
   const capture = document.querySelector("[data-capture-form]");
   if (capture) handle(capture, 1, "Taking your photo - hold still\u2026");

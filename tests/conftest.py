@@ -58,7 +58,7 @@ def make_app(tmp_path, media):
     Apps made in one test share the database file and folders, like processes of one site.
     """
     def make(**config):
-        app = create_app({
+        settings = {
             "TESTING": True,
             "SECRET_KEY": "test",
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
@@ -69,11 +69,13 @@ def make_app(tmp_path, media):
             "WTF_CSRF_ENABLED": False,
             # A cheap hash keeps the suite fast; test_sessions checks the real default.
             "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
-            # Recognition tests play still clips; the liveness tests (engine/test_liveness*,
-            # services/test_challenge) run with the default, LIVENESS=challenge.
+            # Recognition tests play still clips; the liveness tests (engine/test_liveness_challenge,
+            # system/test_challenge) run with the shipped default, LIVENESS=challenge.
             "LIVENESS": "off",
             **config,
-        })
+        }
+        # None means "the real default": LIVENESS=None gives the shipped LIVENESS=challenge.
+        app = create_app({key: value for key, value in settings.items() if value is not None})
         app.instance_path = str(tmp_path / "instance")
         return app
     return make

@@ -225,8 +225,9 @@ def render_head(bgr, yaw, pitch, model=None):
     tri_depth = depth[model.triangles].mean(axis=1)
     for tri in model.triangles[np.argsort(tri_depth)]:  # far triangles first: the nose covers the cheek
         s, d = src[tri].astype(np.float32), dst[tri].astype(np.float32)
-        area_s = np.cross(s[1] - s[0], s[2] - s[0])
-        area_d = np.cross(d[1] - d[0], d[2] - d[0])
+        (ax, ay), (bx, by) = s[1] - s[0], s[2] - s[0]
+        (cx, cy), (ex, ey) = d[1] - d[0], d[2] - d[0]
+        area_s, area_d = ax * by - ay * bx, cx * ey - cy * ex
         if area_s * area_d <= 0:
             continue  # turned away from the camera
         x0, y0 = np.floor(d.min(axis=0)).astype(int)

@@ -185,11 +185,11 @@ def log_attempt(mode, outcome, reason, address, claimed=None, matched=None, deci
 
 # --- the face login ---------------------------------------------------------------------------
 
-def _frames(count, posted):
-    """Give up to `count` RGB frames: from the server camera or the kiosk browser's `posted` pictures."""
+def _frames(count, posted, timeout=None):
+    """Give up to `count` BGR frames: from the server camera or the kiosk browser's `posted` pictures."""
     cfg = current_app.config
     browser = cfg["CAMERA_MODE"] == "browser"
-    return kiosk_frames(cfg["CAMERA_SOURCE"], count, cfg["CAMERA_TIMEOUT"], browser, posted)
+    return kiosk_frames(cfg["CAMERA_SOURCE"], count, timeout or cfg["CAMERA_TIMEOUT"], browser, posted)
 
 
 def _decide(rgb_frames, index, consensus=None):
@@ -224,8 +224,11 @@ def face_login(index=None, posted=(), challenge=None):
     if cfg["LIVENESS"] == "off":
         with _frames(cfg["CAMERA_FRAMES"], posted) as frames:
             return _decide((faces.frame_to_rgb(f) for f in frames), index)
-    count = cfg["LIVENESS_FRAMES"] if cfg["LIVENESS"] == "blink" else cfg["CHALLENGE_FRAMES"]
-    with _frames(count, posted) as frames:
+    if cfg["LIVENESS"] == "blink":
+        count, timeout = cfg["LIVENESS_FRAMES"], cfg["CAMERA_TIMEOUT"]
+    else:  # a genuine movement takes about 2 s: watch for CHALLENGE_SECONDS at most
+        count, timeout = cfg["CHALLENGE_FRAMES"], cfg["CHALLENGE_SECONDS"]
+    with _frames(count, posted, timeout) as frames:
         watch = _watch((faces.frame_to_rgb(f) for f in frames), challenge)
     if not watch.frames:
         return faces.Decision(None, watch.reason, float("inf"), float("nan"), watch.seen, 0,
