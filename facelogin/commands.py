@@ -64,6 +64,38 @@ def format_summary(r):
     return "\n".join(lines)
 
 
+@faces_cli.command("liveness")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def liveness_command(folder, as_json):
+    """Measure challenge liveness on FOLDER/<label>/<challenge>/*.mp4 (or frame folders): APCER and BPCER.
+
+    <label> is "genuine" or an attack type (photo, screen, flat-turn, replay, swap...); <challenge>
+    is the movement that was asked (left, right, up, down).
+    """
+    cfg = current_app.config
+    clips = evaluate.list_liveness_clips(folder)
+    results = []
+    with click.progressbar(clips, label="Watching clips", file=sys.stderr) as bar:
+        for label, challenge, path in bar:
+            accepted = evaluate.presentation_accepted(
+                evaluate.read_clip(path), challenge, cfg["FACE_TOLERANCE"], cfg["CHALLENGE_FRAMES"],
+                min_face_height=cfg["MIN_FACE_HEIGHT"], detect_width=cfg["DETECT_WIDTH"])
+            results.append((label, accepted))
+    rates = evaluate.liveness_rates(results)
+    click.echo(json.dumps(rates, indent=2) if as_json else format_liveness(rates))
+
+
+def format_liveness(rates):
+    """Render the liveness figures (ISO/IEC 30107-3 terms) as a short text report."""
+    g = rates["genuine"]
+    lines = [f"genuine: {g['count']} clips, {g['refused']} refused, BPCER {g['bpcer']:.1%}"
+             if g["count"] else "genuine: no clips"]
+    for label, a in sorted(rates["attacks"].items()):
+        lines.append(f"attack {label}: {a['count']} clips, {a['accepted']} accepted, APCER {a['apcer']:.1%}")
+    return "\n".join(lines)
+
+
 @faces_cli.command("rekey")
 def rekey_command():
     """Seal every face template with the first FACE_TEMPLATE_KEY (old keys may follow it)."""

@@ -3,6 +3,7 @@
 import re
 import secrets
 
+from facelogin.engine import camera
 from facelogin.services import sessions
 
 
@@ -37,7 +38,8 @@ class Kiosk:
             return self.client.post("/register", data=data, content_type="multipart/form-data")
 
     def look(self, source):
-        """Point the kiosk camera at another source."""
+        """Point the kiosk camera at another source, played from its start (a person walking up)."""
+        camera.get_camera(source).close()
         self.app.config["CAMERA_SOURCE"] = source
 
     def challenge(self):

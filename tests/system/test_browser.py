@@ -1,11 +1,13 @@
 """The kiosk in a real browser: Debian's Chromium, driven by Playwright, against a real server thread.
 
-Screenshots go to test-artifacts/screenshots/. Without Chromium or Playwright these
-tests are skipped, except under CI=true, where they fail.
+Pages open in a registered kiosk browser (the enrolment link of `flask kiosks add` was opened
+in them) unless a test says otherwise. Screenshots go to test-artifacts/screenshots/. Without
+Chromium or Playwright these tests are skipped, except under CI=true, where they fail.
 """
 
 import os
 import re
+import secrets
 import shutil
 import threading
 from pathlib import Path
@@ -16,7 +18,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
-from media import alter, load_bgr, on_canvas
+from facelogin.services import sessions
+from media import alter, load_bgr, on_canvas, still_clip, turn_clip, write_video
 from models import User, db
 
 CHROMIUM = "/usr/bin/chromium"
@@ -60,7 +63,16 @@ class Site:
         for key in ("UPLOAD_FOLDER", "KNOWN_FACES_FOLDER"):
             shutil.rmtree(self.app.config[key], ignore_errors=True)
             os.makedirs(self.app.config[key])
+        self.configure(**config)
+
+    def configure(self, **config):
+        """Set the kiosk's config for one test: the module defaults, then `config` (the data stay)."""
         self.app.config.update(self.defaults, **config)
+
+    def kiosk_link(self, name=None):
+        """Return a one-time enrolment path, as `flask kiosks add NAME` prints it."""
+        with self.app.app_context():
+            return f"/kiosks/enrol/{sessions.add_device(name or f'kiosk-{secrets.token_hex(4)}')}"
 
     def register(self, username, photo, password="correct horse"):
         """Enrol a user directly, through the same registration code as the pages."""
@@ -122,20 +134,45 @@ def browser(chromium, photos, tmp_path_factory):
     browser.close()
 
 
+def register_kiosk(page, site):
+    """Make the page's browser a registered kiosk: open a fresh enrolment link in it."""
+    from playwright.sync_api import expect
+
+    page.goto(site.kiosk_link())
+    page.wait_for_url("**/login")
+    expect(page.get_by_role("status").first).to_contain_text("is now the registered kiosk")
+
+
 @pytest.fixture
-def page(browser, site):
-    """A fresh page (no cookies) on an emptied site; fails on script errors and CSP refusals."""
-    site.reset()
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=site.url)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    problems = []
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("console", lambda m: problems.append(m.text)
-            if m.type == "error" and "Content Security Policy" in m.text else None)
-    yield page
-    context.close()
+def open_page(browser, site):
+    """Return a function opening a fresh page (new context, no cookies) in `in_browser` (default: the
+    module's Chromium), registered as a kiosk unless kiosk=False; at the end every page must have
+    had no script errors and no CSP refusals."""
+    contexts, problems = [], []
+
+    def open_page(in_browser=None, kiosk=True):
+        context = (in_browser or browser).new_context(viewport={"width": 1280, "height": 800}, base_url=site.url)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("console", lambda m: problems.append(m.text)
+                if m.type == "error" and "Content Security Policy" in m.text else None)
+        if kiosk:
+            register_kiosk(page, site)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
     assert problems == []
+
+
+@pytest.fixture
+def page(site, open_page):
+    """A fresh page on an emptied site, in a browser registered as a kiosk."""
+    site.reset()
+    return open_page()
 
 
 def shot(page, name):
@@ -152,6 +189,7 @@ def preview_shows_frames(page):
 def test_register_then_log_in_by_face_and_log_out(page, site, photos):
     from playwright.sync_api import expect
 
+    site.configure(LIVENESS="off")  # about registering and recognition, not liveness: the camera clip is still
     page.goto("/")
     expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
     shot(page, "home")
@@ -178,6 +216,7 @@ def test_register_then_log_in_by_face_and_log_out(page, site, photos):
 def test_refused_face_shows_its_message(page, site, media, photos):
     from playwright.sync_api import expect
 
+    site.configure(LIVENESS="off")  # about recognition, not liveness: Luis's clip is still
     site.register("grace", photos["grace"])
     site.app.config["CAMERA_SOURCE"] = media["luis_video"]
     page.goto("/login")
@@ -191,7 +230,7 @@ def test_refused_face_shows_its_message(page, site, media, photos):
 def test_browser_camera_registers_and_logs_in(page, site):
     from playwright.sync_api import expect
 
-    site.reset(CAMERA_MODE="browser")
+    site.configure(CAMERA_MODE="browser", LIVENESS="off")  # about the browser camera, not liveness
     page.goto("/register")
     expect(page.locator("img.camera")).to_have_count(0)  # no server camera in this mode
     page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
@@ -275,10 +314,10 @@ def blinking_browser(chromium, photos, tmp_path_factory):
     browser.close()
 
 
-def test_browser_camera_with_blink_liveness(blinking_browser, page, site, photos):
+def test_browser_camera_with_blink_liveness(blinking_browser, page, open_page, site, photos):
     from playwright.sync_api import expect
 
-    site.reset(CAMERA_MODE="browser", LIVENESS="blink")
+    site.configure(CAMERA_MODE="browser", LIVENESS="blink")
     site.register("grace", photos["grace"])
     # The still picture of the module's usual camera: refused, it never blinks.
     page.goto("/login")
@@ -286,10 +325,8 @@ def test_browser_camera_with_blink_liveness(blinking_browser, page, site, photos
     page.get_by_role("button", name="Log in with my face").click()
     expect(page.get_by_role("alert")).to_contain_text("Please blink", timeout=30_000)
     # A camera that shows her blinking logs her in.
-    context = blinking_browser.new_context(viewport={"width": 1280, "height": 800}, base_url=site.url)
-    blinking = context.new_page()
+    blinking = open_page(blinking_browser)
     blinking.goto("/login")
     blinking.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
     blinking.get_by_role("button", name="Log in with my face").click()
     blinking.wait_for_url("**/protected", timeout=30_000)
-    context.close()
