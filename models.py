@@ -2,15 +2,28 @@
 
 import logging
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography.fernet import InvalidToken
 from flask import current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, PickleType, String, event,
-                        false, func, type_coerce)
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    PickleType,
+    String,
+    event,
+    false,
+    func,
+    type_coerce,
+)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from facelogin.engine import templates
@@ -24,6 +37,7 @@ def _enforce_sqlite_foreign_keys(dbapi_connection, connection_record):
     """Make SQLite honour ON DELETE rules, as PostgreSQL always does."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +74,12 @@ def load_templates(user_id, data):
 
 def utcnow():
     """Return the current time as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(moment):
     """Return `moment` as an aware UTC datetime (SQLite hands back naive ones), or None."""
-    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 class User(db.Model):
@@ -151,8 +165,9 @@ class KioskDevice(db.Model):
 
 
 _raw_templates = db.Table("users", db.MetaData(), db.Column("id", Integer), db.Column("face_encodings", LargeBinary))
-KEY_HELP = ("generate one with: python -c 'from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())'")
+KEY_HELP = (
+    "generate one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+)
 
 
 def reseal_templates():
@@ -196,11 +211,14 @@ def check_template_key(app):
         if cipher is None:
             if len(sealed) < len(stored):
                 return  # rows in clear load: the sealed-looking ones are bad rows, refused one by one
-            raise RuntimeError("The face templates are encrypted: set FACE_TEMPLATE_KEY to the key they were sealed with")
+            raise RuntimeError(
+                "The face templates are encrypted: set FACE_TEMPLATE_KEY to the key they were sealed with"
+            )
         if not any(_opens(cipher, data) for data in sealed):
             raise RuntimeError(
                 "FACE_TEMPLATE_KEY does not open the stored face templates. To change keys, set "
-                "FACE_TEMPLATE_KEY=NEW,OLD and run `flask faces rekey`")
+                "FACE_TEMPLATE_KEY=NEW,OLD and run `flask faces rekey`"
+            )
 
 
 def _opens(cipher, data):

@@ -23,8 +23,11 @@ def build_server(app, host="127.0.0.1", port=8000, threads=8, trusted_proxy=None
     if trusted_proxy:
         # Behind a proxy: take the client's address from it, so that per-address
         # rate limits and the audit log see the kiosk, not the proxy.
-        proxy = {"trusted_proxy": trusted_proxy, "trusted_proxy_count": 1,
-                 "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"}}
+        proxy = {
+            "trusted_proxy": trusted_proxy,
+            "trusted_proxy_count": 1,
+            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+        }
     return create_server(app, host=host, port=port, threads=threads, ident="kiosk", **proxy)
 
 

@@ -20,8 +20,17 @@ warnings.filterwarnings("ignore", "pkg_resources is deprecated")  # face_recogni
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-LIBRARIES = ("face-recognition", "dlib-bin", "numpy", "opencv-python-headless", "SQLAlchemy",
-             "Flask", "waitress", "psycopg", "threadpoolctl")
+LIBRARIES = (
+    "face-recognition",
+    "dlib-bin",
+    "numpy",
+    "opencv-python-headless",
+    "SQLAlchemy",
+    "Flask",
+    "waitress",
+    "psycopg",
+    "threadpoolctl",
+)
 
 
 def cpu_model():
@@ -42,10 +51,15 @@ def machine():
     for name in LIBRARIES:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions.append(f"{name} {importlib.metadata.version(name)}")
-    blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i.get('architecture')}, {i['num_threads']} threads)"
-                     for i in threadpool_info() if i["user_api"] == "blas")
-    return (f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}\nBLAS: {blas or 'none found'}\nlibraries: {', '.join(versions)}")
+    blas = ", ".join(
+        f"{i['internal_api']} {i.get('version')} ({i.get('architecture')}, {i['num_threads']} threads)"
+        for i in threadpool_info()
+        if i["user_api"] == "blas"
+    )
+    return (
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}\nBLAS: {blas or 'none found'}\nlibraries: {', '.join(versions)}"
+    )
 
 
 def header(title):
@@ -74,7 +88,7 @@ def camera_frame(name="grace", size=(640, 480), height=420):
     canvas = np.empty((h, w, 3), np.uint8)
     canvas[:] = (90, 110, 120)
     y, x = (h - image.shape[0]) // 2, (w - image.shape[1]) // 2
-    canvas[y:y + image.shape[0], x:x + image.shape[1]] = image
+    canvas[y : y + image.shape[0], x : x + image.shape[1]] = image
     return canvas
 
 

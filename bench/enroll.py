@@ -18,21 +18,23 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench import common  # noqa: E402
-
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from facelogin.services import importer  # noqa: E402
 from app import create_app  # noqa: E402
+from bench import common  # noqa: E402
+from facelogin.services import importer  # noqa: E402
 from models import db  # noqa: E402
 
 
 def make_people(folder, count):
     """Write `count` photos DIR/person<i>.jpg, altered copies of the three real faces."""
     astronaut = cv2.imread(common.photo("astronaut"))[20:260, 100:340]
-    sources = [cv2.imread(common.photo("grace")), cv2.imread(common.photo("luis")),
-               cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)]
+    sources = [
+        cv2.imread(common.photo("grace")),
+        cv2.imread(common.photo("luis")),
+        cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC),
+    ]
     os.makedirs(folder)
     for i in range(count):
         image = sources[i % 3]
@@ -48,9 +50,15 @@ def make_people(folder, count):
 
 def run(people, workers, folder):
     """Import `people` into a new database with `workers` processes; return (seconds, summary)."""
-    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/db.sqlite",
-                      "UPLOAD_FOLDER": f"{folder}/uploads", "KNOWN_FACES_FOLDER": f"{folder}/known_faces",
-                      "FACE_TOLERANCE": 0.02})
+    app = create_app(
+        {
+            "SECRET_KEY": "bench",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/db.sqlite",
+            "UPLOAD_FOLDER": f"{folder}/uploads",
+            "KNOWN_FACES_FOLDER": f"{folder}/known_faces",
+            "FACE_TOLERANCE": 0.02,
+        }
+    )
     with app.app_context():
         db.create_all()
         start = time.perf_counter()
@@ -75,11 +83,19 @@ def main():
             seconds, summary = run(f"{folder}/people", workers, f"{folder}/run{workers}")
             assert len(summary.enrolled) == args.people, summary.refused[:3]
             rates.append(args.people / seconds)
-            rows.append((f"{workers} process{'es' if workers > 1 else ''}"
-                         + (" (main only)" if workers == 1 else " (worker pool)"),
-                         f"{seconds:.1f}", f"{rates[-1]:.2f}", f"{rates[-1] / rates[0]:.2f}x"))
-        print(f"{args.people} people, one photo each, production password hashing; wall time includes "
-              "starting the worker processes:")
+            rows.append(
+                (
+                    f"{workers} process{'es' if workers > 1 else ''}"
+                    + (" (main only)" if workers == 1 else " (worker pool)"),
+                    f"{seconds:.1f}",
+                    f"{rates[-1]:.2f}",
+                    f"{rates[-1] / rates[0]:.2f}x",
+                )
+            )
+        print(
+            f"{args.people} people, one photo each, production password hashing; wall time includes "
+            "starting the worker processes:"
+        )
         common.table(rows, ["import", "seconds", "people per second", "speed-up"])
         ratio = rates[1] / rates[0]
         print(f"Speed-up on {cores} cores: {ratio:.2f}x (target >= 1.7x: {'met' if ratio >= 1.7 else 'NOT met'}).")

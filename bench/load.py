@@ -79,11 +79,16 @@ class Client:
 def multipart(form, files):
     """Return (body, content type) of a multipart/form-data request."""
     boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-             for k, v in form.items()]
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in form.items()
+    ]
     for field, filename, data in files:
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-                     f"Content-Type: image/jpeg\r\n\r\n".encode() + data + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+        )
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
@@ -95,9 +100,16 @@ def browser_frames(count=FRAMES):
     from bench import common
 
     frame = common.camera_frame("grace")
-    return [("frame", f"frame{i}.jpg", cv2.imencode(".jpg", np.clip(frame * (0.9 + 0.03 * i), 0, 255)
-                                                     .astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
-            for i in range(count)]
+    return [
+        (
+            "frame",
+            f"frame{i}.jpg",
+            cv2.imencode(
+                ".jpg", np.clip(frame * (0.9 + 0.03 * i), 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 85]
+            )[1].tobytes(),
+        )
+        for i in range(count)
+    ]
 
 
 def scenario_step(client, scenario, frames=()):
@@ -157,24 +169,31 @@ def prepare_site(folder, **settings):
     `settings` are extra app settings for the server (tests pass a cheap password hash). The
     credential of the registered kiosk is env["KIOSK_DEVICE"], for Client(device=...).
     """
-    from bench import common
     from app import create_app
+    from bench import common
 
     video = common.write_video(f"{folder}/grace.avi", common.camera_frame("grace"))
-    config = {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/site.sqlite",
-              "UPLOAD_FOLDER": f"{folder}/uploads", "KNOWN_FACES_FOLDER": f"{folder}/known_faces",
-              "CAMERA_SOURCE": video, "SECRET_KEY": "load-test",
-              "FACE_RATE_LIMIT": 10**6,  # every client is 127.0.0.1: no per-address limit here
-              # Throughput of recognition under load: the camera plays a still clip, which the
-              # default head-movement challenge refuses; bench/login.py times the challenge.
-              "LIVENESS": "off",
-              **settings}
+    config = {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/site.sqlite",
+        "UPLOAD_FOLDER": f"{folder}/uploads",
+        "KNOWN_FACES_FOLDER": f"{folder}/known_faces",
+        "CAMERA_SOURCE": video,
+        "SECRET_KEY": "load-test",
+        "FACE_RATE_LIMIT": 10**6,  # every client is 127.0.0.1: no per-address limit here
+        # Throughput of recognition under load: the camera plays a still clip, which the
+        # default head-movement challenge refuses; bench/login.py times the challenge.
+        "LIVENESS": "off",
+        **settings,
+    }
     app = create_app({**config, "WTF_CSRF_ENABLED": False})
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
     with open(common.photo("grace"), "rb") as f:
-        response = app.test_client().post("/register", content_type="multipart/form-data", data={
-            "username": USERNAME, "password": PASSWORD, "photo": (f, "grace.jpg")})
+        response = app.test_client().post(
+            "/register",
+            content_type="multipart/form-data",
+            data={"username": USERNAME, "password": PASSWORD, "photo": (f, "grace.jpg")},
+        )
     assert response.status_code == 302, response.status
     with app.app_context():
         from facelogin.services import sessions
@@ -186,9 +205,14 @@ def prepare_site(folder, **settings):
 
 def start_server(env, threads=8):
     """Start serve.py on a free loopback port; return (process, port)."""
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "serve.py"), "--port", "0",
-                                "--threads", str(threads)], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "serve.py"), "--port", "0", "--threads", str(threads)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = process.stdout.readline()
     match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
     if not match:
@@ -217,10 +241,16 @@ def table_row(name, latencies, statuses, elapsed, expected):
 
     ms = [x * 1000 for x in latencies] or [float("nan")]
     ok = statuses.get(expected, 0)
-    return (name, f"{len(latencies) / elapsed:.1f}", f"{ok / elapsed:.1f}",
-            f"{common.percentile(ms, 50):.0f}", f"{common.percentile(ms, 95):.0f}",
-            f"{common.percentile(ms, 99):.0f}", f"{max(ms):.0f}",
-            ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items(), key=str)))
+    return (
+        name,
+        f"{len(latencies) / elapsed:.1f}",
+        f"{ok / elapsed:.1f}",
+        f"{common.percentile(ms, 50):.0f}",
+        f"{common.percentile(ms, 95):.0f}",
+        f"{common.percentile(ms, 99):.0f}",
+        f"{max(ms):.0f}",
+        ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items(), key=str)),
+    )
 
 
 def main():
@@ -251,14 +281,20 @@ def main():
             while len(servers) < count:
                 servers.append(start_server(browser_env, args.threads))
             ports = [port for _, port in servers]
-            result = run_load("127.0.0.1", ports, "face", args.clients, args.duration, frames, device=env["KIOSK_DEVICE"])
-            rows.append(table_row(f"face, browser camera ({count} process{'es' if count > 1 else ''})",
-                                  *result, EXPECTED["face"]))
+            result = run_load(
+                "127.0.0.1", ports, "face", args.clients, args.duration, frames, device=env["KIOSK_DEVICE"]
+            )
+            rows.append(
+                table_row(
+                    f"face, browser camera ({count} process{'es' if count > 1 else ''})", *result, EXPECTED["face"]
+                )
+            )
             print(f"  browser face login on {count} process(es): done", file=sys.stderr)
-        print(f"{args.duration:g} s per scenario, {args.clients} clients, waitress {args.threads} threads per "
-              f"process; browser camera: {FRAMES} JPEG frames posted per login. Latency in ms of the timed request:")
-        common.table(rows, ["scenario", "requests/s", "successful/s", "p50", "p95", "p99", "max",
-                            "responses"])
+        print(
+            f"{args.duration:g} s per scenario, {args.clients} clients, waitress {args.threads} threads per "
+            f"process; browser camera: {FRAMES} JPEG frames posted per login. Latency in ms of the timed request:"
+        )
+        common.table(rows, ["scenario", "requests/s", "successful/s", "p50", "p95", "p99", "max", "responses"])
         print("successful: home 200, password login 302 to /protected, face login 302 to /protected.")
     finally:
         for process, _ in servers:

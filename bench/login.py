@@ -26,14 +26,13 @@ import time
 from contextlib import contextmanager, nullcontext
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench import common  # noqa: E402
+import re  # noqa: E402
 
 import numpy as np  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-import re  # noqa: E402
-
 from app import create_app  # noqa: E402
+from bench import common  # noqa: E402
 from facelogin.engine import camera, faces  # noqa: E402
 from facelogin.services import sessions  # noqa: E402
 from models import User, db  # noqa: E402
@@ -43,14 +42,19 @@ OTHERS = 1_000
 
 def make_app(folder, video, **config):
     """Create the app on the benchmark's database and folders, with `config` on top."""
-    return create_app({
-        "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/bench.sqlite",
-        "UPLOAD_FOLDER": f"{folder}/uploads", "KNOWN_FACES_FOLDER": f"{folder}/known_faces",
-        "CAMERA_SOURCE": video, "WTF_CSRF_ENABLED": False,
-        "FACE_RATE_LIMIT": 10**6,  # one client logs in many times: no per-address limit here
-        "LIVENESS": "off",  # the recognition runs below; the challenge run sets it back
-        **config,
-    })
+    return create_app(
+        {
+            "SECRET_KEY": "bench",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/bench.sqlite",
+            "UPLOAD_FOLDER": f"{folder}/uploads",
+            "KNOWN_FACES_FOLDER": f"{folder}/known_faces",
+            "CAMERA_SOURCE": video,
+            "WTF_CSRF_ENABLED": False,
+            "FACE_RATE_LIMIT": 10**6,  # one client logs in many times: no per-address limit here
+            "LIVENESS": "off",  # the recognition runs below; the challenge run sets it back
+            **config,
+        }
+    )
 
 
 @contextmanager
@@ -69,13 +73,20 @@ def enrol(app):
     with app.app_context():
         db.create_all()
         rng = np.random.default_rng(0)
-        db.session.execute(insert(User), [
-            {"username": f"user{i}", "password_hash": "x", "face_encodings": [t.tolist()]}
-            for i, t in enumerate(rng.normal(0, 0.09, (OTHERS, 128)))])
+        db.session.execute(
+            insert(User),
+            [
+                {"username": f"user{i}", "password_hash": "x", "face_encodings": [t.tolist()]}
+                for i, t in enumerate(rng.normal(0, 0.09, (OTHERS, 128)))
+            ],
+        )
         db.session.commit()
     with open(common.photo("grace"), "rb") as f:
-        response = app.test_client().post("/register", content_type="multipart/form-data", data={
-            "username": "grace", "password": "correct horse battery", "photo": (f, "grace.jpg")})
+        response = app.test_client().post(
+            "/register",
+            content_type="multipart/form-data",
+            data={"username": "grace", "password": "correct horse battery", "photo": (f, "grace.jpg")},
+        )
     assert response.status_code == 302, response.data[-400:]
 
 
@@ -108,6 +119,7 @@ def live_pacing(fps=FPS):
         for i, frame in enumerate(real(self, count, deadline)):
             time.sleep(max(0.0, start + i / fps - time.perf_counter()))
             yield frame
+
     camera.Camera._frames = paced
     try:
         yield
@@ -121,8 +133,10 @@ def challenge_clips(folder):
     import media
 
     frame = common.camera_frame("grace")
-    return {way: media.write_video(f"{folder}/{way}.avi", media.turn_clip(frame, way, seed=i))
-            for i, way in enumerate(("left", "right", "up", "down"))}
+    return {
+        way: media.write_video(f"{folder}/{way}.avi", media.turn_clip(frame, way, seed=i))
+        for i, way in enumerate(("left", "right", "up", "down"))
+    }
 
 
 def time_challenge_logins(app, count, clips):
@@ -165,32 +179,63 @@ def main():
         video = common.write_video(f"{folder}/grace.avi", common.camera_frame("grace"))
         enrol(make_app(folder, video))
         rows = []
-        runs = (("baseline: DETECT_WIDTH=640, always upsampled", {"DETECT_WIDTH": 640}, always_upsampled()),
-                ("ours: defaults", {}, nullcontext()))
+        runs = (
+            ("baseline: DETECT_WIDTH=640, always upsampled", {"DETECT_WIDTH": 640}, always_upsampled()),
+            ("ours: defaults", {}, nullcontext()),
+        )
         for name, config, detection in runs:
             with detection:
                 times = np.array(time_logins(make_app(folder, video, **config), args.logins)) * 1000
-            rows.append((name, f"{np.median(times):.0f}", f"{common.percentile(times, 95):.0f}",
-                         f"{times.min():.0f}", f"{times.max():.0f}"))
+            rows.append(
+                (
+                    name,
+                    f"{np.median(times):.0f}",
+                    f"{common.percentile(times, 95):.0f}",
+                    f"{times.min():.0f}",
+                    f"{times.max():.0f}",
+                )
+            )
             print(f"  {name}: done", file=sys.stderr)
-        print(f"{args.logins} face logins each, ms per POST /login (capture, decide, respond); "
-              f"{OTHERS + 1:,} users enrolled, CAMERA_FRAMES=10, FACE_CONSENSUS=2:")
+        print(
+            f"{args.logins} face logins each, ms per POST /login (capture, decide, respond); "
+            f"{OTHERS + 1:,} users enrolled, CAMERA_FRAMES=10, FACE_CONSENSUS=2:"
+        )
         common.table(rows, ["configuration", "median", "95th percentile", "min", "max"])
         median = float(rows[1][1])
         print(f"Ours: median {median:.0f} ms (target under 500 ms: {'met' if median < 500 else 'NOT met'}).")
         clips = challenge_clips(folder)
         with live_pacing():
-            totals, after = (np.array(t) * 1000 for t in time_challenge_logins(
-                make_app(folder, clips["left"], LIVENESS="challenge"), args.logins, clips))
+            totals, after = (
+                np.array(t) * 1000
+                for t in time_challenge_logins(
+                    make_app(folder, clips["left"], LIVENESS="challenge"), args.logins, clips
+                )
+            )
         print(f"\n{args.logins} face logins with LIVENESS=challenge (the default), camera paced at {FPS} fps:")
-        common.table([("challenge: button to decision", f"{np.median(totals):.0f}",
-                       f"{common.percentile(totals, 95):.0f}", f"{totals.min():.0f}", f"{totals.max():.0f}"),
-                      ("challenge: decision after the movement's end", f"{np.median(after):.0f}",
-                       f"{common.percentile(after, 95):.0f}", f"{after.min():.0f}", f"{after.max():.0f}")],
-                     ["measure", "median", "95th percentile", "min", "max"])
-        print(f"Challenge against ours (LIVENESS=off): {np.median(totals) / median:.1f}x the time; the decision "
-              f"{np.median(after):.0f} ms after the movement's end (target under 500 ms: "
-              f"{'met' if np.median(after) < 500 else 'NOT met'}).")
+        common.table(
+            [
+                (
+                    "challenge: button to decision",
+                    f"{np.median(totals):.0f}",
+                    f"{common.percentile(totals, 95):.0f}",
+                    f"{totals.min():.0f}",
+                    f"{totals.max():.0f}",
+                ),
+                (
+                    "challenge: decision after the movement's end",
+                    f"{np.median(after):.0f}",
+                    f"{common.percentile(after, 95):.0f}",
+                    f"{after.min():.0f}",
+                    f"{after.max():.0f}",
+                ),
+            ],
+            ["measure", "median", "95th percentile", "min", "max"],
+        )
+        print(
+            f"Challenge against ours (LIVENESS=off): {np.median(totals) / median:.1f}x the time; the decision "
+            f"{np.median(after):.0f} ms after the movement's end (target under 500 ms: "
+            f"{'met' if np.median(after) < 500 else 'NOT met'})."
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -18,21 +18,20 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench import common  # noqa: E402
-
 import numpy as np  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 from sqlalchemy.orm import undefer  # noqa: E402
 
-from facelogin.engine import faces  # noqa: E402
 from app import create_app  # noqa: E402
+from bench import common  # noqa: E402
+from facelogin.engine import faces  # noqa: E402
 from facelogin.services.gallery import Gallery  # noqa: E402
 from models import User, db  # noqa: E402
 
-LAST_YEAR = datetime(2025, 1, 1, tzinfo=timezone.utc)
+LAST_YEAR = datetime(2025, 1, 1, tzinfo=UTC)
 REPEATS = {1_000: (20, 300), 10_000: (5, 300), 100_000: (3, 100), 1_000_000: (1, 30)}  # naive, ours
 
 
@@ -51,10 +50,16 @@ def grow(target, start, rng, grace, grace_at):
         hi = min(target, lo + 20_000)
         templates = rng.normal(0, 0.09, (hi - lo, 128))
         # A large gallery was enrolled over months: the rows carry last year's dates.
-        rows = [{"username": f"user{i}", "password_hash": "x", "created_at": LAST_YEAR,
-                 "faces_updated_at": LAST_YEAR + timedelta(seconds=i),
-                 "face_encodings": [(grace if i == grace_at else templates[i - lo]).tolist()]}
-                for i in range(lo, hi)]
+        rows = [
+            {
+                "username": f"user{i}",
+                "password_hash": "x",
+                "created_at": LAST_YEAR,
+                "faces_updated_at": LAST_YEAR + timedelta(seconds=i),
+                "face_encodings": [(grace if i == grace_at else templates[i - lo]).tolist()],
+            }
+            for i in range(lo, hi)
+        ]
         db.session.execute(insert(User), rows)
         db.session.commit()
 
@@ -120,10 +125,14 @@ def main():
     """Run the comparison and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
-    parser.add_argument("--naive-up-to", type=int, default=100_000,
-                        help="largest size the naive way is measured at (default 100000)")
-    parser.add_argument("--postgres", action="store_true",
-                        help="use a throwaway PostgreSQL cluster (tests/pg_cluster.py) instead of SQLite")
+    parser.add_argument(
+        "--naive-up-to", type=int, default=100_000, help="largest size the naive way is measured at (default 100000)"
+    )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="use a throwaway PostgreSQL cluster (tests/pg_cluster.py) instead of SQLite",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     common.header("Identification per login: naive database scan vs in-memory FaceIndex")
@@ -136,8 +145,14 @@ def main():
         cluster = pg_cluster.Cluster()
         url = pg_cluster.create_database(cluster.start())
     print(f"database: {'PostgreSQL (throwaway local cluster)' if cluster else 'SQLite file'}\n")
-    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url,
-                      "UPLOAD_FOLDER": f"{folder}/u", "KNOWN_FACES_FOLDER": f"{folder}/k"})
+    app = create_app(
+        {
+            "SECRET_KEY": "bench",
+            "SQLALCHEMY_DATABASE_URI": url,
+            "UPLOAD_FOLDER": f"{folder}/u",
+            "KNOWN_FACES_FOLDER": f"{folder}/k",
+        }
+    )
     rng = np.random.default_rng(0)
     rows, done = [], 0
     try:
@@ -149,12 +164,25 @@ def main():
             cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
     print("Per login, median ms (naive: load + unpickle + compare_faces; ours: change check + search):")
-    common.table(rows, ["users", "naive", "ours", "ours: change check", "ours: search",
-                        "speed-up", "index build s", "refresh after 1 new user ms",
-                        "index MiB (arrays / RSS growth)"])
+    common.table(
+        rows,
+        [
+            "users",
+            "naive",
+            "ours",
+            "ours: change check",
+            "ours: search",
+            "speed-up",
+            "index build s",
+            "refresh after 1 new user ms",
+            "index MiB (arrays / RSS growth)",
+        ],
+    )
     if any(r[1] == "not run" for r in rows):
-        print(f"'not run': the naive way was measured only up to {args.naive_up_to:,} users "
-              "(--naive-up-to 1000000 runs it at 1M too); no figure here is extrapolated.\n")
+        print(
+            f"'not run': the naive way was measured only up to {args.naive_up_to:,} users "
+            "(--naive-up-to 1000000 runs it at 1M too); no figure here is extrapolated.\n"
+        )
     blas_table()
 
 
@@ -188,10 +216,11 @@ def measure(app, sizes, args, rng, rows, done):
             build = time.perf_counter() - start
             grown = rss_mib() - before
             assert ours_login(gallery, query) == grace_id, "FaceIndex did not find Grace"
-            ours = common.median_ms(common.timed(lambda: ours_login(gallery, query), ours_repeats))
-            check = common.median_ms(common.timed(lambda: (gallery._current_signature(), db.session.remove()),
-                                                  ours_repeats))
-            search = common.median_ms(common.timed(lambda: index.identify(query), ours_repeats))
+            ours = common.median_ms(common.timed(lambda: ours_login(gallery, query), ours_repeats))  # noqa: F821 - run before the del below
+            check = common.median_ms(
+                common.timed(lambda: (gallery._current_signature(), db.session.remove()), ours_repeats)  # noqa: F821
+            )
+            search = common.median_ms(common.timed(lambda: index.identify(query), ours_repeats))  # noqa: F821
             refresh = []
             for i in range(5):  # a registration elsewhere, then the next login here
                 enrol_one(f"{size}-{i}", rng)
@@ -200,11 +229,19 @@ def measure(app, sizes, args, rng, rows, done):
                 refresh.append(time.perf_counter() - start)
                 db.session.remove()
             done += 5
-            rows.append((f"{size:,}", f"{naive:,.1f}" if naive is not None else "not run",
-                         f"{ours:.3f}", f"{check:.3f}", f"{search:.3f}",
-                         f"{naive / ours:,.0f}x" if naive is not None else "not run",
-                         f"{build:.1f}", f"{common.median_ms(refresh):.0f}",
-                         f"{index_mib(index):,.0f} / {grown:,.0f}"))
+            rows.append(
+                (
+                    f"{size:,}",
+                    f"{naive:,.1f}" if naive is not None else "not run",
+                    f"{ours:.3f}",
+                    f"{check:.3f}",
+                    f"{search:.3f}",
+                    f"{naive / ours:,.0f}x" if naive is not None else "not run",
+                    f"{build:.1f}",
+                    f"{common.median_ms(refresh):.0f}",
+                    f"{index_mib(index):,.0f} / {grown:,.0f}",
+                )
+            )
             print(f"  {size:,} users: database filled in {fill:.0f} s, measured", file=sys.stderr)
             del index, gallery
 

@@ -18,11 +18,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench import common  # noqa: E402
-
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench import common  # noqa: E402
 from facelogin.engine import faces  # noqa: E402
 
 DETECT_WIDTH = 320
@@ -63,8 +62,10 @@ def stages(jpeg, repeats):
             "encode": encode,
             "whole frame": run(lambda: frame(True)),
         },
-        "always upsampled": {"detect": run(lambda: faces.find_single_face(rgb, 80, DETECT_WIDTH)),
-                             "whole frame": run(lambda: frame(False))},
+        "always upsampled": {
+            "detect": run(lambda: faces.find_single_face(rgb, 80, DETECT_WIDTH)),
+            "whole frame": run(lambda: frame(False)),
+        },
     }
 
 
@@ -77,16 +78,34 @@ def main():
     ok, buf = cv2.imencode(".jpg", common.camera_frame("grace"), [cv2.IMWRITE_JPEG_QUALITY, 90])
     result = stages(buf.tobytes(), args.repeats)
     naive, ours, two = result["naive"], result["ours"], result["always upsampled"]
-    rows = [(stage, f"{naive[stage]:.1f}", f"{ours[stage]:.1f}", f"{naive[stage] / ours[stage]:.1f}x",
-             f"{two[stage]:.1f}" if stage in two else "same as ours") for stage in naive]
+    rows = [
+        (
+            stage,
+            f"{naive[stage]:.1f}",
+            f"{ours[stage]:.1f}",
+            f"{naive[stage] / ours[stage]:.1f}x",
+            f"{two[stage]:.1f}" if stage in two else "same as ours",
+        )
+        for stage in naive
+    ]
     print(f"Median ms of {args.repeats} runs (Grace Hopper's photo, 420 px tall, in a 640x480 frame):")
-    common.table(rows, ["stage", "naive (library defaults)", f"ours (DETECT_WIDTH={DETECT_WIDTH})",
-                        "naive / ours", "ours, always upsampled (quick=False)"])
+    common.table(
+        rows,
+        [
+            "stage",
+            "naive (library defaults)",
+            f"ours (DETECT_WIDTH={DETECT_WIDTH})",
+            "naive / ours",
+            "ours, always upsampled (quick=False)",
+        ],
+    )
     floor = ours["encode"]
     for name, figures in (("Ours", ours), ("Ours always upsampled", two)):
         ratio = figures["whole frame"] / floor
-        print(f"{name}, whole frame: {figures['whole frame']:.1f} ms = {ratio:.2f}x the floor "
-              f"(the encoding alone, {floor:.1f} ms; target <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'}).")
+        print(
+            f"{name}, whole frame: {figures['whole frame']:.1f} ms = {ratio:.2f}x the floor "
+            f"(the encoding alone, {floor:.1f} ms; target <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'})."
+        )
 
 
 if __name__ == "__main__":

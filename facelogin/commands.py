@@ -52,13 +52,17 @@ def format_summary(r):
     if r["eer"] is not None:
         lines.append(f"EER {r['eer']:.2%} at tolerance {r['eer_tolerance']:.3f}")
     sim = r["simulation"]
-    lines.append(f"1:N logins at tolerance {sim['tolerance']}, margin {sim['margin']}: "
-                 f"{sim['correct']} correct, {sim['wrong_user']} wrong user, {sim['refused']} refused")
+    lines.append(
+        f"1:N logins at tolerance {sim['tolerance']}, margin {sim['margin']}: "
+        f"{sim['correct']} correct, {sim['wrong_user']} wrong user, {sim['refused']} refused"
+    )
     if r["largest_tolerance"] is not None:
         lines.append(f"largest tolerance with FAR <= {r['target_far']:g}: {r['largest_tolerance']:.3f}")
         if r["far_resolution"] > r["target_far"]:
-            lines.append(f"  (only {r['impostor']['pairs']} impostor pairs: a FAR of 0 shows only FAR < "
-                         f"{r['far_resolution']:.2g}, not {r['target_far']:g}; add more people)")
+            lines.append(
+                f"  (only {r['impostor']['pairs']} impostor pairs: a FAR of 0 shows only FAR < "
+                f"{r['far_resolution']:.2g}, not {r['target_far']:g}; add more people)"
+            )
     for item in r["refused_photos"]:
         lines.append(f"refused {item['photo']}: {item['problem']}")
     return "\n".join(lines)
@@ -79,8 +83,13 @@ def liveness_command(folder, as_json):
     with click.progressbar(clips, label="Watching clips", file=sys.stderr) as bar:
         for label, challenge, path in bar:
             accepted = evaluate.presentation_accepted(
-                evaluate.read_clip(path), challenge, cfg["FACE_TOLERANCE"], cfg["CHALLENGE_FRAMES"],
-                min_face_height=cfg["MIN_FACE_HEIGHT"], detect_width=cfg["DETECT_WIDTH"])
+                evaluate.read_clip(path),
+                challenge,
+                cfg["FACE_TOLERANCE"],
+                cfg["CHALLENGE_FRAMES"],
+                min_face_height=cfg["MIN_FACE_HEIGHT"],
+                detect_width=cfg["DETECT_WIDTH"],
+            )
             results.append((label, accepted))
     rates = evaluate.liveness_rates(results)
     click.echo(json.dumps(rates, indent=2) if as_json else format_liveness(rates))
@@ -89,8 +98,11 @@ def liveness_command(folder, as_json):
 def format_liveness(rates):
     """Render the liveness figures (ISO/IEC 30107-3 terms) as a short text report."""
     g = rates["genuine"]
-    lines = [f"genuine: {g['count']} clips, {g['refused']} refused, BPCER {g['bpcer']:.1%}"
-             if g["count"] else "genuine: no clips"]
+    lines = [
+        f"genuine: {g['count']} clips, {g['refused']} refused, BPCER {g['bpcer']:.1%}"
+        if g["count"]
+        else "genuine: no clips"
+    ]
     for label, a in sorted(rates["attacks"].items()):
         lines.append(f"attack {label}: {a['count']} clips, {a['accepted']} accepted, APCER {a['apcer']:.1%}")
     return "\n".join(lines)
@@ -126,8 +138,11 @@ def check_command(photo):
 @faces_cli.command("import")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--workers", type=click.IntRange(1), help="Processes encoding photos [default: all cores].")
-@click.option("--passwords", type=click.Path(dir_okay=False),
-              help="Append the new users' passwords to this file (mode 0600) instead of printing them.")
+@click.option(
+    "--passwords",
+    type=click.Path(dir_okay=False),
+    help="Append the new users' passwords to this file (mode 0600) instead of printing them.",
+)
 def import_command(folder, workers, passwords):
     """Enrol everybody in FOLDER: FOLDER/<username>.jpg or FOLDER/<username>/*.jpg (up to MAX_TEMPLATES)."""
     from facelogin.services import importer  # its worker pool is needed by this command only
@@ -167,9 +182,11 @@ def list_command():
     for row in accounts.account_rows():
         user = row.user
         state = "unreadable face data" if row.unreadable else "locked" if row.locked else "ok"
-        click.echo(f"{user.id:>4}  {user.username:<20} {'admin' if user.is_admin else 'user':<6} "
-                   f"{row.template_count:>5}  {_when(user.created_at):<16}  "
-                   f"{_when(user.last_login_at):<16}  {state}")
+        click.echo(
+            f"{user.id:>4}  {user.username:<20} {'admin' if user.is_admin else 'user':<6} "
+            f"{row.template_count:>5}  {_when(user.created_at):<16}  "
+            f"{_when(user.last_login_at):<16}  {state}"
+        )
 
 
 @users_cli.command("delete")
@@ -203,8 +220,10 @@ def kiosks_add_command(name, unless_registered):
             return
         raise click.ClickException(str(e)) from e
     minutes = current_app.config["KIOSK_ENROL_MINUTES"]
-    click.echo(f"Kiosk {name} added. Within {minutes} minutes, open this path on this server in the kiosk's "
-               f"browser (for `make run`: http://127.0.0.1:5000 followed by the path):")
+    click.echo(
+        f"Kiosk {name} added. Within {minutes} minutes, open this path on this server in the kiosk's "
+        f"browser (for `make run`: http://127.0.0.1:5000 followed by the path):"
+    )
     click.echo(f"/kiosks/enrol/{code}")
 
 

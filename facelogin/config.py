@@ -70,13 +70,24 @@ def check(app):
     _one_of(app, "LOGIN_MODE", LOGIN_MODES)
     _one_of(app, "LIVENESS", LIVENESS_MODES)
     _one_of(app, "CAMERA_MODE", CAMERA_MODES)
-    for key in ("CAMERA_FRAMES", "LIVENESS_FRAMES", "CHALLENGE_FRAMES", "FACE_CONSENSUS", "MAX_TEMPLATES",
-                "LOCKOUT_AFTER", "FACE_DISABLE_AFTER", "FACE_RATE_LIMIT", "MIN_FACE_HEIGHT"):
+    for key in (
+        "CAMERA_FRAMES",
+        "LIVENESS_FRAMES",
+        "CHALLENGE_FRAMES",
+        "FACE_CONSENSUS",
+        "MAX_TEMPLATES",
+        "LOCKOUT_AFTER",
+        "FACE_DISABLE_AFTER",
+        "FACE_RATE_LIMIT",
+        "MIN_FACE_HEIGHT",
+    ):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ValueError(f"{key} must be a whole number of at least 1, not {cfg[key]!r}")
     for key in ("FACE_TOLERANCE", "CAMERA_TIMEOUT", "CHALLENGE_SECONDS", "KIOSK_IDLE_SECONDS"):
         if not isinstance(cfg[key], int | float) or cfg[key] <= 0:
             raise ValueError(f"{key} must be a positive number, not {cfg[key]!r}")
     if cfg["LIVENESS"] == "off":
-        app.logger.warning("LIVENESS=off: a photo of an enrolled person logs in as them. "
-                           "Use LIVENESS=challenge (the default) on any kiosk people can walk up to.")
+        app.logger.warning(
+            "LIVENESS=off: a photo of an enrolled person logs in as them. "
+            "Use LIVENESS=challenge (the default) on any kiosk people can walk up to."
+        )

@@ -31,14 +31,20 @@ class FaceLoginForm(FlaskForm):
 class AccountForm(FlaskForm):
     """Username and password of a new account."""
 
-    username = StringField("Username", validators=[
-        InputRequired("Enter a username"),
-        Regexp(rf"\A{USERNAME_RULE.pattern}\Z", message=USERNAME_HELP),
-    ])
-    password = PasswordField("Password", validators=[
-        InputRequired("Enter a password"),
-        Length(*PASSWORD_LENGTH, PASSWORD_HELP),
-    ])
+    username = StringField(
+        "Username",
+        validators=[
+            InputRequired("Enter a username"),
+            Regexp(rf"\A{USERNAME_RULE.pattern}\Z", message=USERNAME_HELP),
+        ],
+    )
+    password = PasswordField(
+        "Password",
+        validators=[
+            InputRequired("Enter a password"),
+            Length(*PASSWORD_LENGTH, PASSWORD_HELP),
+        ],
+    )
 
 
 class RegisterForm(AccountForm):

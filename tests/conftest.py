@@ -2,16 +2,28 @@
 and a fresh app with its own database and folders for every test."""
 
 import os
+from datetime import UTC
 
 import cv2
 import numpy as np
 import pytest
+from driver import Kiosk, register_kiosk
 
 from app import create_app
-from driver import Kiosk, register_kiosk
-from media import (alter, blink_video, close_eyes, load_bgr, on_canvas, person_video, photo_paths, scene, squash,
-                   write_video)
+from media import (
+    alter,
+    blink_video,
+    close_eyes,
+    load_bgr,
+    on_canvas,
+    person_video,
+    photo_paths,
+    scene,
+    squash,
+    write_video,
+)
 from models import db
+
 
 @pytest.fixture(scope="session")
 def photos():
@@ -57,6 +69,7 @@ def make_app(tmp_path, media):
 
     Apps made in one test share the database file and folders, like processes of one site.
     """
+
     def make(**config):
         settings = {
             "TESTING": True,
@@ -78,6 +91,7 @@ def make_app(tmp_path, media):
         app = create_app({key: value for key, value in settings.items() if value is not None})
         app.instance_path = str(tmp_path / "instance")
         return app
+
     return make
 
 
@@ -119,12 +133,14 @@ def kiosk(app, client):
 @pytest.fixture
 def stored_files(app):
     """Return a function listing every file kept in the upload and known-faces folders."""
+
     def list_files():
         found = []
         for key in ("UPLOAD_FOLDER", "KNOWN_FACES_FOLDER"):
             for root, _, names in os.walk(app.config[key]):
                 found += [os.path.join(root, n) for n in names if n != ".gitkeep"]
         return sorted(found)
+
     return list_files
 
 
@@ -136,6 +152,7 @@ def user_count(app):
     def count():
         with app.app_context():
             return db.session.scalar(db.select(db.func.count(User.id)))
+
     return count
 
 
@@ -149,8 +166,12 @@ def people_dir(photos, tmp_path_factory):
         "luis": load_bgr(photos["luis"]),
         "eileen": cv2.resize(astronaut, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC),
     }
-    variants = [dict(), dict(angle=4, gain=0.9, quality=60), dict(angle=-3, gain=1.1, flip=True),
-                dict(gain=0.75, quality=40, scale=0.9)]
+    variants = [
+        dict(),
+        dict(angle=4, gain=0.9, quality=60),
+        dict(angle=-3, gain=1.1, flip=True),
+        dict(gain=0.75, quality=40, scale=0.9),
+    ]
     for name, image in sources.items():
         (root / name).mkdir()
         for i, params in enumerate(variants):
@@ -196,12 +217,12 @@ def postgres_url(postgres_server):
 @pytest.fixture
 def clock(monkeypatch):
     """A clock for lockouts and rate limits that tests move by hand instead of sleeping."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from facelogin.services import attempts
 
     class Clock:
-        now = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
+        now = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
         def __call__(self):
             return self.now

@@ -21,7 +21,8 @@ def page_challenge(page):
     """Return the (challenge, nonce) a login page carries, or (None, None)."""
     challenge = re.search(rb'data-challenge="([a-z]+)"', page)
     nonce = re.search(rb'name="nonce" type="hidden" value="([^"]*)"', page) or re.search(
-        rb'value="([^"]*)"[^>]*name="nonce"', page)
+        rb'value="([^"]*)"[^>]*name="nonce"', page
+    )
     return (challenge.group(1).decode() if challenge else None, nonce.group(1).decode() if nonce else None)
 
 

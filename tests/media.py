@@ -58,7 +58,7 @@ def on_canvas(image, size=FRAME_SIZE, height=420, background=(90, 110, 120)):
     canvas = np.empty((h, w, 3), np.uint8)
     canvas[:] = background
     y, x = (h - photo.shape[0]) // 2, (w - photo.shape[1]) // 2
-    canvas[y:y + photo.shape[0], x:x + photo.shape[1]] = photo
+    canvas[y : y + photo.shape[0], x : x + photo.shape[1]] = photo
     return canvas
 
 
@@ -88,8 +88,7 @@ def write_video(path, frames, fps=30):
 def person_video(path, photo, frames=12):
     """A short camera clip of one person: small head movements, changing light."""
     image = load_bgr(photo)
-    clip = [on_canvas(alter(image, angle=3 * np.sin(i), gain=0.85 + 0.03 * (i % 5), quality=70))
-            for i in range(frames)]
+    clip = [on_canvas(alter(image, angle=3 * np.sin(i), gain=0.85 + 0.03 * (i % 5), quality=70)) for i in range(frames)]
     return write_video(path, clip)
 
 
@@ -105,7 +104,7 @@ def close_eyes(image):
         centre = eye.mean(axis=0)
         eye = centre + (eye - centre) * (1.2, 1.0)  # a little wider than the landmarks
         width = np.linalg.norm(eye[3] - eye[0])
-        cheek = image[int(centre[1] + 0.6 * width):int(centre[1] + 0.9 * width), int(eye[0][0]):int(eye[3][0])]
+        cheek = image[int(centre[1] + 0.6 * width) : int(centre[1] + 0.9 * width), int(eye[0][0]) : int(eye[3][0])]
         mask = np.zeros(image.shape[:2], np.float32)
         angle = np.degrees(np.arctan2(*(eye[3] - eye[0])[::-1]))
         axes = (round(0.75 * width), round(0.5 * width))
@@ -130,8 +129,10 @@ def squash(image, factor):
 
 def blink_video(path, open_image, blink_image, frames=36):
     """A 30 fps clip like person_video: `open_image`, with `blink_image` at the BLINK_AT frames."""
-    clip = [alter(blink_image if i in BLINK_AT else open_image,
-                  angle=3 * np.sin(i), gain=0.85 + 0.03 * (i % 5), quality=70) for i in range(frames)]
+    clip = [
+        alter(blink_image if i in BLINK_AT else open_image, angle=3 * np.sin(i), gain=0.85 + 0.03 * (i % 5), quality=70)
+        for i in range(frames)
+    ]
     return write_video(path, clip)
 
 
@@ -172,7 +173,7 @@ class HeadModel:
         side = np.array([-up[1], up[0]])  # across the face
         dx = (face_pts - centre) @ side / a
         dy = (face_pts - centre) @ -up / face_h
-        z = 0.75 * np.sqrt(np.clip(1 - dx ** 2, 0, 1)) - 0.08 * dy ** 2
+        z = 0.75 * np.sqrt(np.clip(1 - dx**2, 0, 1)) - 0.08 * dy**2
         for i, bump in {**_NOSE_BUMP, **_EYE_RECESS}.items():
             z[i] += bump
         z[68:-17] -= 0.1 * np.clip(-dy[68:-17], 0, None)  # the forehead slopes back
@@ -182,8 +183,15 @@ class HeadModel:
         t = np.linspace(0, 2 * np.pi, 20, endpoint=False)
         ring = ring_c + np.outer(np.cos(t), side) * 1.45 * a + np.outer(np.sin(t), up) * 1.05 * face_h
         far = ring_c + np.outer(np.cos(t[::2]), side) * 2.6 * a + np.outer(np.sin(t[::2]), up) * 1.9 * face_h
-        border = np.array([(x, y) for x in np.linspace(0, w - 1, 5) for y in np.linspace(0, h - 1, 5)
-                           if x in (0, w - 1) or y in (0, h - 1)], dtype=np.float64)
+        border = np.array(
+            [
+                (x, y)
+                for x in np.linspace(0, w - 1, 5)
+                for y in np.linspace(0, h - 1, 5)
+                if x in (0, w - 1) or y in (0, h - 1)
+            ],
+            dtype=np.float64,
+        )
         fixed = np.vstack([ring, far, border])
         fixed[:, 0] = fixed[:, 0].clip(0, w - 1)
         fixed[:, 1] = fixed[:, 1].clip(0, h - 1)
@@ -203,9 +211,9 @@ class HeadModel:
         ry = np.array([[np.cos(ya), 0, np.sin(ya)], [0, 1, 0], [-np.sin(ya), 0, np.cos(ya)]])
         rx = np.array([[1, 0, 0], [0, np.cos(pi), -np.sin(pi)], [0, np.sin(pi), np.cos(pi)]])
         p = np.column_stack([self.points, self.depth])
-        moved = (p[:self.moving] - self.pivot) @ (ry @ rx).T + self.pivot
+        moved = (p[: self.moving] - self.pivot) @ (ry @ rx).T + self.pivot
         out = p.copy()
-        out[:self.moving] = moved
+        out[: self.moving] = moved
         return out[:, :2], out[:, 2]
 
 
@@ -237,8 +245,9 @@ def render_head(bgr, yaw, pitch, model=None):
         if x1 <= x0 or y1 <= y0:
             continue
         m = cv2.getAffineTransform(s, (d - (x0, y0)).astype(np.float32))
-        patch = cv2.warpAffine(model.image, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REFLECT)
+        patch = cv2.warpAffine(
+            model.image, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
         cv2.fillConvexPoly(mask, np.round(d - (x0, y0)).astype(np.int32), 1)
         region = out[y0:y1, x0:x1]
@@ -269,8 +278,9 @@ def movement_path(degrees, hold=8, turn=14, peak=8, back=12):
     return np.concatenate([np.zeros(hold), degrees * ease, np.full(peak, float(degrees)), degrees * ret])
 
 
-def turn_clip(bgr, direction, degrees=20, seed=0, noise=3.0, quality=75, gain=(0.85, 1.1), jitter=0.7,
-              base=(0.0, 0.0), **path):
+def turn_clip(
+    bgr, direction, degrees=20, seed=0, noise=3.0, quality=75, gain=(0.85, 1.1), jitter=0.7, base=(0.0, 0.0), **path
+):
     """A ~1.4 s, 30 fps clip (BGR frames) of the person in `bgr` turning or tilting their head `direction`.
 
     `base` (yaw, pitch) is added to every frame's pose.
@@ -278,8 +288,10 @@ def turn_clip(bgr, direction, degrees=20, seed=0, noise=3.0, quality=75, gain=(0
     rng = np.random.default_rng(seed + 1000)
     model = HeadModel(bgr)
     sy, sp = CHALLENGE_STEP[direction]
-    frames = [render_head(bgr, base[0] + sy * a + rng.normal(0, jitter), base[1] + sp * a + rng.normal(0, jitter),
-                          model) for a in movement_path(degrees, **path)]
+    frames = [
+        render_head(bgr, base[0] + sy * a + rng.normal(0, jitter), base[1] + sp * a + rng.normal(0, jitter), model)
+        for a in movement_path(degrees, **path)
+    ]
     return camera(frames, seed, noise, quality, gain)
 
 
@@ -302,8 +314,10 @@ def flat_clip(bgr, direction, degrees=30, seed=0, noise=3.0, quality=75, gain=(0
     """A clip of the photo held up as a flat sheet and turned or tilted `direction` by `degrees`."""
     rng = np.random.default_rng(seed + 2000)
     sy, sp = CHALLENGE_STEP[direction]
-    frames = [sheet(bgr, sy * a + rng.normal(0, jitter), sp * a + rng.normal(0, jitter))
-              for a in movement_path(degrees, **path)]
+    frames = [
+        sheet(bgr, sy * a + rng.normal(0, jitter), sp * a + rng.normal(0, jitter))
+        for a in movement_path(degrees, **path)
+    ]
     return camera(frames, seed, noise, quality, gain)
 
 

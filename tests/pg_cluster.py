@@ -24,6 +24,7 @@ class Unavailable(RuntimeError):
 
 def bin_dir():
     """Return the newest folder holding initdb and pg_ctl, or None."""
+
     def version(path):
         name = path.split("/")[-2]
         return int(name) if name.isdigit() else 0
@@ -52,22 +53,32 @@ class Cluster:
         """Find the binaries and the account to run them as, or raise Unavailable."""
         self.bin = bin_dir()
         if self.bin is None:
-            raise Unavailable("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); "
-                              "run `make postgres-deps` as root")
+            raise Unavailable(
+                "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); run `make postgres-deps` as root"
+            )
         self.account = None
         if os.geteuid() == 0:
             try:
                 self.account = pwd.getpwnam("postgres")
             except KeyError:
-                raise Unavailable("running as root and there is no `postgres` account to own the cluster")
+                raise Unavailable("running as root and there is no `postgres` account to own the cluster") from None
         self.folder = self.url = None
 
     def _run(self, *args):
         """Run a server tool as the cluster's owner; raise Unavailable with its output if it fails."""
-        owner = {} if self.account is None else {
-            "user": self.account.pw_uid, "group": self.account.pw_gid, "extra_groups": []}
-        result = subprocess.run([os.path.join(self.bin, args[0]), *args[1:]], capture_output=True,
-                                text=True, timeout=60, cwd=self.folder, **owner)
+        owner = (
+            {}
+            if self.account is None
+            else {"user": self.account.pw_uid, "group": self.account.pw_gid, "extra_groups": []}
+        )
+        result = subprocess.run(
+            [os.path.join(self.bin, args[0]), *args[1:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.folder,
+            **owner,
+        )
         if result.returncode:
             raise Unavailable(f"{args[0]} failed: {result.stdout}{result.stderr}")
 
@@ -83,14 +94,31 @@ class Cluster:
         if self.account is not None:
             os.chown(pwfile, self.account.pw_uid, self.account.pw_gid)
         data = os.path.join(self.folder, "data")
-        self._run("initdb", "-D", data, "-U", "kiosk", "--pwfile", pwfile, "-A", "scram-sha-256",
-                  "-E", "UTF8", "--no-sync", "--locale", "C")
+        self._run(
+            "initdb",
+            "-D",
+            data,
+            "-U",
+            "kiosk",
+            "--pwfile",
+            pwfile,
+            "-A",
+            "scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale",
+            "C",
+        )
         port = _free_port()
         # A test server: durability off for speed, TCP on loopback only, socket in our folder.
-        options = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder}"
-                   " -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        self._run("pg_ctl", "-D", data, "-l", os.path.join(self.folder, "log"), "-w", "-t", "30",
-                  "-o", options, "start")
+        options = (
+            f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder}"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl", "-D", data, "-l", os.path.join(self.folder, "log"), "-w", "-t", "30", "-o", options, "start"
+        )
         self.url = f"postgresql+psycopg://kiosk:{password}@127.0.0.1:{port}/postgres"
         return self.url
 

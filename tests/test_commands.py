@@ -21,8 +21,9 @@ def test_create_admin_without_a_face_then_log_in_by_password(app, runner, kiosk)
 
 
 def test_create_admin_asks_again_when_the_confirmation_differs(app, runner):
-    result = runner.invoke(args=["users", "create-admin", "boss"],
-                           input="s3cret pass\ntypo pass\ns3cret pass\ns3cret pass\n")
+    result = runner.invoke(
+        args=["users", "create-admin", "boss"], input="s3cret pass\ntypo pass\ns3cret pass\ns3cret pass\n"
+    )
     assert result.exit_code == 0 and "do not match" in result.output
     assert _user(app, "boss").is_admin
 

@@ -3,12 +3,14 @@
 import math
 import os
 import pickle
+
 import pytest
-from sqlalchemy import text
-from models import TamperedTemplateError, TemplatePickler, User, db
 from cryptography.fernet import Fernet
 from driver import Kiosk, register_kiosk
-from models import db
+from sqlalchemy import text
+
+from models import TamperedTemplateError, TemplatePickler, User, db
+
 
 class Exploit:
     """A pickle payload that would create a file if it were ever unpickled normally."""
@@ -26,10 +28,22 @@ def test_templates_round_trip(templates):
     assert TemplatePickler.loads(TemplatePickler.dumps(templates)) == templates
 
 
-@pytest.mark.parametrize("value", [
-    None, {}, [[]], [[0.1] * 127], [[0.1] * 129], [[0.1] * 127 + [math.nan]], [[0.1] * 127 + [math.inf]],
-    [[1] * 128], [{"a": 1}], "not a list", [[0.1] * 128] * 33,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        {},
+        [[]],
+        [[0.1] * 127],
+        [[0.1] * 129],
+        [[0.1] * 127 + [math.nan]],
+        [[0.1] * 127 + [math.inf]],
+        [[1] * 128],
+        [{"a": 1}],
+        "not a list",
+        [[0.1] * 128] * 33,
+    ],
+)
 def test_wrong_shapes_are_refused(value):
     with pytest.raises(TamperedTemplateError):
         TemplatePickler.loads(pickle.dumps(value))
@@ -49,7 +63,7 @@ def test_malicious_pickle_is_refused_and_never_runs(app, kiosk, photos, tmp_path
         db.session.commit()
         luis = db.session.execute(db.select(User).where(User.username == "luis")).scalar_one()
         with pytest.raises(TamperedTemplateError):
-            luis.face_encodings
+            _ = luis.face_encodings
     assert not marker.exists()
 
     # The login path keeps working for everybody else, and the refusal is logged.
@@ -70,6 +84,7 @@ def test_nan_template_in_database_is_skipped(app, kiosk, photos):
 
 def test_usernames_are_unique_ignoring_case(app):
     from sqlalchemy.exc import IntegrityError
+
     with app.app_context():
         db.session.add(User(username="Grace", password_hash="x", face_encodings=[[0.0] * 128]))
         db.session.commit()
@@ -82,6 +97,7 @@ def test_usernames_are_unique_ignoring_case(app):
 
 def test_user_without_face_is_left_out_of_the_gallery(app, kiosk, photos):
     from facelogin.services.gallery import get_gallery
+
     kiosk.register("grace", photos["grace"])
     with app.app_context():
         db.session.add(User(username="admin", password_hash="x", face_encodings=[], is_admin=True))
@@ -126,6 +142,7 @@ def test_forged_clear_row_is_refused_when_a_key_is_set(make_app, photos, media):
         # An attacker with database access copies Grace's template into Luis's row in clear.
         from facelogin.engine.faces import encode_face, find_single_face, frame_to_rgb
         from media import load_bgr
+
         rgb = frame_to_rgb(load_bgr(photos["grace"]))
         forged = pickle.dumps([encode_face(rgb, find_single_face(rgb, detect_width=1024).box).tolist()])
         db.session.execute(text("UPDATE users SET face_encodings = :f"), {"f": forged})
@@ -134,11 +151,14 @@ def test_forged_clear_row_is_refused_when_a_key_is_set(make_app, photos, media):
     assert kiosk.face_login().status_code == 401
 
 
-@pytest.mark.parametrize(("key", "message"), [
-    ("not-a-key", "not a valid Fernet key"),
-    (KEY2, "does not open the stored face templates"),
-    (None, "set FACE_TEMPLATE_KEY"),
-])
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("not-a-key", "not a valid Fernet key"),
+        (KEY2, "does not open the stored face templates"),
+        (None, "set FACE_TEMPLATE_KEY"),
+    ],
+)
 def test_wrong_key_is_a_clear_startup_error(make_app, photos, key, message):
     _, kiosk = _started(make_app, FACE_TEMPLATE_KEY=KEY1)
     kiosk.register("grace", photos["grace"])

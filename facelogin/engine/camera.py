@@ -24,8 +24,10 @@ MESSAGES = {
     "timeout": "Camera unavailable - the camera did not answer in time",
     "busy": "Camera busy - please try again in a moment",
     "bad_frame": "A camera picture could not be read - take it again",
-    "needs_browser": ("This kiosk takes pictures in the browser, not with a server camera - "
-                      "allow camera access (JavaScript is needed) or use the other option"),
+    "needs_browser": (
+        "This kiosk takes pictures in the browser, not with a server camera - "
+        "allow camera access (JavaScript is needed) or use the other option"
+    ),
     "needs_server": "This kiosk uses its own camera - pictures sent by the browser are not accepted",
 }
 # Problems of the request (the pictures sent) rather than of the camera, by the status a web

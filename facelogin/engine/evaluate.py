@@ -19,8 +19,7 @@ def list_people(root):
     for name in sorted(os.listdir(root)):
         folder = os.path.join(root, name)
         if os.path.isdir(folder):
-            photos = [os.path.join(folder, f) for f in sorted(os.listdir(folder))
-                      if f.lower().endswith(PHOTO_SUFFIXES)]
+            photos = [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.lower().endswith(PHOTO_SUFFIXES)]
             if photos:
                 people[name] = photos
     return people
@@ -94,15 +93,21 @@ def summarise(people, tolerances, tolerance, margin, target_far):
     eer, eer_at = equal_error_rate(genuine, impostor) if len(genuine) and len(impostor) else (None, None)
 
     def stats(d):
-        return {"pairs": int(len(d)), **({"mean": float(d.mean()), "min": float(d.min()),
-                                         "max": float(d.max())} if len(d) else {})}
+        return {
+            "pairs": int(len(d)),
+            **({"mean": float(d.mean()), "min": float(d.min()), "max": float(d.max())} if len(d) else {}),
+        }
+
     return {
         "people": len(people),
         "photos": sum(len(e) for e in people.values()),
         "genuine": stats(genuine),
         "impostor": stats(impostor),
-        "rates": [{"tolerance": t, "far": far, "frr": frr}
-                  for t in tolerances for far, frr in [error_rates(genuine, impostor, t)]],
+        "rates": [
+            {"tolerance": t, "far": far, "frr": frr}
+            for t in tolerances
+            for far, frr in [error_rates(genuine, impostor, t)]
+        ],
         "eer": eer,
         "eer_tolerance": eer_at,
         "simulation": {"tolerance": tolerance, "margin": margin, **simulate_logins(people, tolerance, margin)},
@@ -125,14 +130,17 @@ def list_liveness_clips(root):
     """
     clips = []
     for label in sorted(os.listdir(root)):
-        for challenge in sorted(os.listdir(os.path.join(root, label))) if os.path.isdir(os.path.join(root, label)) else ():
+        for challenge in (
+            sorted(os.listdir(os.path.join(root, label))) if os.path.isdir(os.path.join(root, label)) else ()
+        ):
             folder = os.path.join(root, label, challenge)
             if not os.path.isdir(folder):
                 continue
             for name in sorted(os.listdir(folder)):
                 path = os.path.join(folder, name)
                 if (os.path.isfile(path) and name.lower().endswith(VIDEO_SUFFIXES)) or (
-                        os.path.isdir(path) and any(f.lower().endswith(PHOTO_SUFFIXES) for f in os.listdir(path))):
+                    os.path.isdir(path) and any(f.lower().endswith(PHOTO_SUFFIXES) for f in os.listdir(path))
+                ):
                     clips.append((label, challenge, path))
     return clips
 

@@ -41,7 +41,7 @@ def _engine():
 
 def read_image(data, max_pixels=40_000_000):
     """Decode image bytes into an upright RGB uint8 array; raise ImageError if unusable."""
-    too_large = "The picture is too large - use one under {} megapixels".format(max_pixels // 1_000_000)
+    too_large = f"The picture is too large - use one under {max_pixels // 1_000_000} megapixels"
     try:
         with Image.open(io.BytesIO(data)) as im:
             # The header gives the size before any pixel is decoded, so a
@@ -103,8 +103,8 @@ def detect_faces(rgb, detect_width=320, upsample=1):
     with ENGINE_LOCK:
         boxes = _engine().face_locations(small, number_of_times_to_upsample=upsample, model="hog")
     full = [
-        (max(0, round(t / scale)), min(w, round(r / scale)), min(h, round(b / scale)), max(0, round(l / scale)))
-        for t, r, b, l in boxes
+        (max(0, round(t / scale)), min(w, round(r / scale)), min(h, round(b / scale)), max(0, round(lft / scale)))
+        for t, r, b, lft in boxes
     ]
     return sorted(full, key=lambda box: box[3] - box[1] + box[2] - box[0])
 
@@ -154,10 +154,12 @@ def face_crop(rgb, box, pad=0.6, max_side=480):
     top, right, bottom, left = box
     h, w = rgb.shape[:2]
     dy, dx = int((bottom - top) * pad), int((right - left) * pad)
-    crop = rgb[max(0, top - dy):min(h, bottom + dy), max(0, left - dx):min(w, right + dx)]
+    crop = rgb[max(0, top - dy) : min(h, bottom + dy), max(0, left - dx) : min(w, right + dx)]
     scale = max_side / max(crop.shape[:2])
     if scale < 1:
-        crop = cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(
+            crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), interpolation=cv2.INTER_AREA
+        )
     return crop
 
 
@@ -214,8 +216,9 @@ class FaceIndex:
         # One small integer per label: comparing these is ~50x faster than comparing
         # the label objects, which dominated the search at 100k templates.
         codes = {}
-        self._codes = np.fromiter((codes.setdefault(label, len(codes)) for label in self.labels),
-                                  dtype=np.int64, count=len(self.labels))
+        self._codes = np.fromiter(
+            (codes.setdefault(label, len(codes)) for label in self.labels), dtype=np.int64, count=len(self.labels)
+        )
 
     @classmethod
     def from_users(cls, rows):
@@ -239,8 +242,9 @@ class FaceIndex:
         changed = {label for label, _ in rows}
         keep = np.fromiter((label not in changed for label in self.labels), dtype=bool, count=len(self.labels))
         fresh = FaceIndex.from_users(rows)
-        return FaceIndex(np.concatenate([self.labels[keep], fresh.labels]),
-                         np.concatenate([self.matrix[keep], fresh.matrix]))
+        return FaceIndex(
+            np.concatenate([self.labels[keep], fresh.labels]), np.concatenate([self.matrix[keep], fresh.matrix])
+        )
 
     def only(self, label):
         """Return an index of `label`'s templates alone, for 1:1 verification."""
@@ -298,8 +302,7 @@ def accepts(match, tolerance, margin):
     return match.distance <= tolerance and match.runner_up - match.distance >= margin
 
 
-def decide_burst(rgb_frames, index, tolerance, margin, consensus=2,
-                 min_face_height=80, detect_width=320):
+def decide_burst(rgb_frames, index, tolerance, margin, consensus=2, min_face_height=80, detect_width=320):
     """Identify the person in a burst of RGB frames; stop as soon as the decision is sure.
 
     A frame votes for its closest label when `accepts` holds. The burst is
@@ -328,7 +331,7 @@ def decide_burst(rgb_frames, index, tolerance, margin, consensus=2,
         reason = max(problems, key=problems.get) if problems else "no_face"
         return Decision(None, reason, best.distance, gap, frames, 0, snapshot)
     if len(votes) == 1:
-        (label, count), = votes.items()
+        ((label, count),) = votes.items()
         if count >= consensus:
             return Decision(label, "match", best.distance, gap, frames, count, snapshot)
     return Decision(None, "not_recognised", best.distance, gap, frames, sum(votes.values()), snapshot)

@@ -99,8 +99,7 @@ class Watch(NamedTuple):
     snapshot: object = None  # the last frame read, for an audit snapshot of a refusal
 
 
-def watch_for_blink(rgb_frames, ratio=0.65, min_closed=2, max_closed=12,
-                    min_face_height=80, detect_width=320):
+def watch_for_blink(rgb_frames, ratio=0.65, min_closed=2, max_closed=12, min_face_height=80, detect_width=320):
     """Read RGB frames until a blink is complete, measuring eye openness on each frame.
 
     Returns a Watch; reading stops right after the frame where the eyes reopen.
@@ -167,8 +166,9 @@ def head_pose(landmarks, frame_shape):
     # Start from a face looking at the camera from ~60 cm: the iterative solver then lands in
     # the right minimum instead of the mirrored pose it sometimes finds unaided.
     rvec, tvec = np.zeros((3, 1)), np.array([[0.0], [0.0], [600.0]])
-    ok, rvec, tvec = cv2.solvePnP(_MODEL, image, camera, None, rvec, tvec, useExtrinsicGuess=True,
-                                  flags=cv2.SOLVEPNP_ITERATIVE)
+    ok, rvec, tvec = cv2.solvePnP(
+        _MODEL, image, camera, None, rvec, tvec, useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE
+    )
     rot = cv2.Rodrigues(rvec)[0]
     # The face's outward direction (model -z) decides yaw and pitch: no Euler-order ambiguity.
     out = rot @ np.array([0.0, 0.0, -1.0])
@@ -255,10 +255,26 @@ def _step(prev, cur):
     }
 
 
-def watch_for_challenge(rgb_frames, challenge, *, min_yaw=10.0, min_pitch=8.0, min_depth=0.025, min_depth_pitch=0.04,
-                        max_start_yaw=15.0, max_start_pitch=25.0, start_frames=4, confirm=2, settle=2,
-                        max_shift=0.4, max_scale=1.4, max_turn=20.0, max_gap=3,
-                        min_face_height=80, detect_width=320):
+def watch_for_challenge(
+    rgb_frames,
+    challenge,
+    *,
+    min_yaw=10.0,
+    min_pitch=8.0,
+    min_depth=0.025,
+    min_depth_pitch=0.04,
+    max_start_yaw=15.0,
+    max_start_pitch=25.0,
+    start_frames=4,
+    confirm=2,
+    settle=2,
+    max_shift=0.4,
+    max_scale=1.4,
+    max_turn=20.0,
+    max_gap=3,
+    min_face_height=80,
+    detect_width=320,
+):
     """Read RGB frames until the head has moved as `challenge` asks (one of CHALLENGES), or they run out.
 
     Only detection and landmarks run per frame. The start pose is the median of
@@ -297,8 +313,11 @@ def watch_for_challenge(rgb_frames, challenge, *, min_yaw=10.0, min_pitch=8.0, m
             step = _step(prev, cur)
             # Faster than any head moves between two frames (allowing for frames without a face):
             # another face took this one's place.
-            jumped = (step["shift"] > max_shift * (gap + 1) or not 1 / max_scale <= step["scale"] <= max_scale
-                      or step["turn"] > max_turn * (gap + 1))
+            jumped = (
+                step["shift"] > max_shift * (gap + 1)
+                or not 1 / max_scale <= step["scale"] <= max_scale
+                or step["turn"] > max_turn * (gap + 1)
+            )
             if jumped and start is not None:
                 measures["jump"] = {k: round(v, 4) for k, v in step.items()}
                 reason = "jump"
@@ -316,8 +335,12 @@ def watch_for_challenge(rgb_frames, challenge, *, min_yaw=10.0, min_pitch=8.0, m
                 poses = np.array([s.pose for s in steady])
                 centre = np.median(poses, axis=0)
                 # Steady (spread within the pose noise) and near frontal: that is the start.
-                if (np.ptp(poses[:, 0]) < 10 and np.ptp(poses[:, 1]) < 10
-                        and abs(centre[0]) <= max_start_yaw and abs(centre[1]) <= max_start_pitch):
+                if (
+                    np.ptp(poses[:, 0]) < 10
+                    and np.ptp(poses[:, 1]) < 10
+                    and abs(centre[0]) <= max_start_yaw
+                    and abs(centre[1]) <= max_start_pitch
+                ):
                     start = (tuple(float(v) for v in centre[:2]), list(steady))
                     measures["start_pose"] = [round(float(v), 1) for v in centre]
             continue
@@ -359,12 +382,14 @@ def watch_for_challenge(rgb_frames, challenge, *, min_yaw=10.0, min_pitch=8.0, m
     summit = np.mean([s.points for s in top], axis=0)
     depth = parallax(origin, summit, challenge)
     peak_pose = top[0].pose
-    measures.update({
-        "peak_pose": [round(float(v), 1) for v in peak_pose],
-        "moved": round(float(sign * (peak_pose[axis] - start[0][axis])), 1),
-        "parallax": round(depth, 4),
-        "flatness": round(flatness(origin, summit), 4),
-    })
+    measures.update(
+        {
+            "peak_pose": [round(float(v), 1) for v in peak_pose],
+            "moved": round(float(sign * (peak_pose[axis] - start[0][axis])), 1),
+            "parallax": round(depth, 4),
+            "flatness": round(flatness(origin, summit), 4),
+        }
+    )
     # Thresholds measured on rendered movements and flat sheets (tests/engine/test_liveness_challenge.py):
     # 20-25 degree turns gave 0.027-0.075 against <= 0.01 for sheets turned 30-35 degrees; 15-18 degree
     # tilts gave >= 0.046, but a sheet tilted back squashes the face and dlib then bends its nose

@@ -47,9 +47,17 @@ def _caption(rgb, text, colour):
     h, w = rgb.shape[:2]
     scale = w / 640
     band = round(56 * scale)
-    rgb[h - band:] = (rgb[h - band:] * 0.25).astype(np.uint8)
-    cv2.putText(rgb, text, (round(16 * scale), h - round(16 * scale)), cv2.FONT_HERSHEY_SIMPLEX,
-                1.2 * scale, colour, max(2, round(3 * scale)), cv2.LINE_AA)
+    rgb[h - band :] = (rgb[h - band :] * 0.25).astype(np.uint8)
+    cv2.putText(
+        rgb,
+        text,
+        (round(16 * scale), h - round(16 * scale)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        1.2 * scale,
+        colour,
+        max(2, round(3 * scale)),
+        cv2.LINE_AA,
+    )
 
 
 def notice(text):

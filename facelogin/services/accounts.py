@@ -76,8 +76,9 @@ def account_rows():
 
 def recent_attempts(limit=20):
     """Return the newest login attempts with the usernames they involve."""
-    rows = db.session.execute(db.select(LoginAttempt).order_by(LoginAttempt.at.desc(),
-                                                               LoginAttempt.id.desc()).limit(limit))
+    rows = db.session.execute(
+        db.select(LoginAttempt).order_by(LoginAttempt.at.desc(), LoginAttempt.id.desc()).limit(limit)
+    )
     attempts = rows.scalars().all()
     ids = {a.claimed_user_id for a in attempts} | {a.matched_user_id for a in attempts}
     names = dict(db.session.execute(db.select(User.id, User.username).where(User.id.in_(ids - {None}))).all())

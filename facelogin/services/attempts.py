@@ -39,8 +39,12 @@ NOT_RECOGNISED = {
 }
 # A refused movement says what to do, never which check failed: that would help an attacker tune.
 DO_THE_MOVEMENT = "Please look straight at the camera, then {} and back"
-MOVEMENTS = {"left": "turn your head to your left", "right": "turn your head to your right",
-             "up": "tilt your head up", "down": "tilt your head down"}
+MOVEMENTS = {
+    "left": "turn your head to your left",
+    "right": "turn your head to your right",
+    "up": "tilt your head up",
+    "down": "tilt your head down",
+}
 NO_CHALLENGE = "This login page has expired - please try again"
 WRONG_PASSWORD = "Wrong username or password"
 FACE_OFF = "Face login is turned off for this account - log in with your password, or ask staff"
@@ -60,6 +64,7 @@ class Outcome(NamedTuple):
 
 
 # --- the challenge ---------------------------------------------------------------------------
+
 
 def issue_challenge():
     """Draw a new random head movement for this session's next attempt; return (challenge, nonce)."""
@@ -92,6 +97,7 @@ def movement_message(challenge):
 
 
 # --- throttling -------------------------------------------------------------------------------
+
 
 def seconds_left(until):
     """Return the whole seconds until `until`, or 0 if it has passed or is unset."""
@@ -139,8 +145,11 @@ def address_wait(address):
     cfg = current_app.config
     since = clock() - timedelta(seconds=cfg["FACE_RATE_WINDOW"])
     recent = db.select(LoginAttempt.at).where(
-        LoginAttempt.client_addr == address, LoginAttempt.at > since,
-        LoginAttempt.mode.in_(FACE_MODES), LoginAttempt.outcome != "limited")
+        LoginAttempt.client_addr == address,
+        LoginAttempt.at > since,
+        LoginAttempt.mode.in_(FACE_MODES),
+        LoginAttempt.outcome != "limited",
+    )
     count, oldest = db.session.execute(db.select(func.count(), func.min(recent.subquery().c.at))).one()
     if count < cfg["FACE_RATE_LIMIT"]:
         return 0
@@ -154,6 +163,7 @@ def _wait(seconds, who="this account"):
 
 # --- the audit log ----------------------------------------------------------------------------
 
+
 def save_snapshot(rgb):
     """Store a refused attempt's frame under uploads/attempts/ and prune expired ones; return its name."""
     folder = storage.folder("attempts")
@@ -166,24 +176,38 @@ def save_snapshot(rgb):
 def log_attempt(mode, outcome, reason, address, claimed=None, matched=None, decision=None, challenge=None):
     """Write one LoginAttempt row (and, if configured, a snapshot of a refused face)."""
     snapshot = None
-    if (decision is not None and outcome != "success" and decision.snapshot is not None
-            and current_app.config["SAVE_FAILED_SNAPSHOTS"]):
+    if (
+        decision is not None
+        and outcome != "success"
+        and decision.snapshot is not None
+        and current_app.config["SAVE_FAILED_SNAPSHOTS"]
+    ):
         snapshot = save_snapshot(decision.snapshot)
 
     def finite(x):
         return x if x is not None and math.isfinite(x) else None
 
-    db.session.add(LoginAttempt(
-        at=clock(), mode=mode, outcome=outcome, reason=reason, client_addr=address,
-        claimed_user_id=claimed.id if claimed else None, matched_user_id=matched.id if matched else None,
-        distance=finite(decision.distance) if decision else None,
-        margin=finite(decision.margin) if decision else None,
-        liveness=decision.liveness if decision else None, challenge=challenge, snapshot=snapshot,
-    ))
+    db.session.add(
+        LoginAttempt(
+            at=clock(),
+            mode=mode,
+            outcome=outcome,
+            reason=reason,
+            client_addr=address,
+            claimed_user_id=claimed.id if claimed else None,
+            matched_user_id=matched.id if matched else None,
+            distance=finite(decision.distance) if decision else None,
+            margin=finite(decision.margin) if decision else None,
+            liveness=decision.liveness if decision else None,
+            challenge=challenge,
+            snapshot=snapshot,
+        )
+    )
     db.session.commit()
 
 
 # --- the face login ---------------------------------------------------------------------------
+
 
 def _frames(count, posted, timeout=None):
     """Give up to `count` BGR frames: from the server camera or the kiosk browser's `posted` pictures."""
@@ -196,9 +220,14 @@ def _decide(rgb_frames, index, consensus=None):
     """Decide RGB frames against `index` with the configured tolerance, margin and face size."""
     cfg = current_app.config
     return faces.decide_burst(
-        rgb_frames, index, tolerance=cfg["FACE_TOLERANCE"], margin=cfg["FACE_MARGIN"],
-        consensus=consensus or cfg["FACE_CONSENSUS"], min_face_height=cfg["MIN_FACE_HEIGHT"],
-        detect_width=cfg["DETECT_WIDTH"])
+        rgb_frames,
+        index,
+        tolerance=cfg["FACE_TOLERANCE"],
+        margin=cfg["FACE_MARGIN"],
+        consensus=consensus or cfg["FACE_CONSENSUS"],
+        min_face_height=cfg["MIN_FACE_HEIGHT"],
+        detect_width=cfg["DETECT_WIDTH"],
+    )
 
 
 def _watch(frames, challenge):
@@ -206,8 +235,13 @@ def _watch(frames, challenge):
     cfg = current_app.config
     common = dict(min_face_height=cfg["MIN_FACE_HEIGHT"], detect_width=cfg["DETECT_WIDTH"])
     if cfg["LIVENESS"] == "blink":
-        return liveness.watch_for_blink(frames, ratio=cfg["BLINK_RATIO"], min_closed=cfg["BLINK_MIN_FRAMES"],
-                                        max_closed=cfg["BLINK_MAX_FRAMES"], **common)
+        return liveness.watch_for_blink(
+            frames,
+            ratio=cfg["BLINK_RATIO"],
+            min_closed=cfg["BLINK_MIN_FRAMES"],
+            max_closed=cfg["BLINK_MAX_FRAMES"],
+            **common,
+        )
     return liveness.watch_for_challenge(frames, challenge, **common)
 
 
@@ -231,8 +265,9 @@ def face_login(index=None, posted=(), challenge=None):
     with _frames(count, posted, timeout) as frames:
         watch = _watch((faces.frame_to_rgb(f) for f in frames), challenge)
     if not watch.frames:
-        return faces.Decision(None, watch.reason, float("inf"), float("nan"), watch.seen, 0,
-                              watch.snapshot, liveness="failed")
+        return faces.Decision(
+            None, watch.reason, float("inf"), float("nan"), watch.seen, 0, watch.snapshot, liveness="failed"
+        )
     decision = _decide(watch.frames, index, consensus=len(watch.frames))
     return decision._replace(frames=watch.seen, liveness="passed")
 

@@ -84,8 +84,7 @@ def save_user(username, password_hash, templates, face_jpeg):
     face_file = None
     committed = False
     try:
-        user = User(username=username, password_hash=password_hash,
-                    face_encodings=templates, faces_updated_at=utcnow())
+        user = User(username=username, password_hash=password_hash, face_encodings=templates, faces_updated_at=utcnow())
         db.session.add(user)
         db.session.flush()  # assigns the id that names the face photo
         face_file = storage.known_face_path(user.id)
@@ -136,8 +135,7 @@ def register_user(username, password, photo):
             storage.remove(staged)
 
 
-TEMPLATES_UNREADABLE = ("Your stored face data could not be read - ask staff to reset your face, "
-                        "then add a photo again")
+TEMPLATES_UNREADABLE = "Your stored face data could not be read - ask staff to reset your face, then add a photo again"
 
 
 def _templates_of(user):

@@ -29,10 +29,14 @@ class Gallery:
         # Separate subqueries, because each max() alone is one b-tree lookup, while
         # together in one SELECT they made SQLite read every row (40 ms at 100k users).
         users = User.__table__
-        newest = tuple(db.session.execute(db.select(
-            db.select(func.max(users.c.id)).scalar_subquery(),
-            db.select(func.max(users.c.faces_updated_at)).scalar_subquery(),
-        )).one())
+        newest = tuple(
+            db.session.execute(
+                db.select(
+                    db.select(func.max(users.c.id)).scalar_subquery(),
+                    db.select(func.max(users.c.faces_updated_at)).scalar_subquery(),
+                )
+            ).one()
+        )
         # count(*) reads a whole index (10 ms at 100k users on PostgreSQL, at 1M on
         # SQLite), and only a deletion changes it alone: a deleted user cannot log in
         # anyway (the login finds no row), so it is counted at most every COUNT_EVERY s.

@@ -22,11 +22,11 @@ import numpy as np
 from flask import Flask, current_app
 from threadpoolctl import threadpool_limits
 
-from facelogin.services import enrolment
 from facelogin.engine import faces
+from facelogin.services import enrolment
 from facelogin.services.gallery import get_gallery
-from models import User, db
 from facelogin.services.sessions import USERNAME_HELP, USERNAME_RULE, hash_password
+from models import User, db
 
 SAME_PERSON = 0.6  # dlib's own threshold: photos of one folder further apart show two people
 
@@ -86,8 +86,11 @@ def find_people(folder, max_templates):
             continue
         if os.path.isdir(path):
             username = name
-            photos = sorted(os.path.join(path, f) for f in os.listdir(path)
-                            if not f.startswith(".") and os.path.isfile(os.path.join(path, f)))
+            photos = sorted(
+                os.path.join(path, f)
+                for f in os.listdir(path)
+                if not f.startswith(".") and os.path.isfile(os.path.join(path, f))
+            )
         else:
             username, photos = os.path.splitext(name)[0], [path]
         if not USERNAME_RULE.fullmatch(username):
@@ -118,8 +121,9 @@ def prepare(job):
         except OSError as e:
             return Refused(job.username, "not_an_image", f"{name}: cannot be read ({e.strerror})")
         if templates and faces.face_distance(templates, encoding).max() > SAME_PERSON:
-            return Refused(job.username, "different_people",
-                           f"{name} is not the same person as {os.path.basename(job.photos[0])}")
+            return Refused(
+                job.username, "different_people", f"{name} is not the same person as {os.path.basename(job.photos[0])}"
+            )
         templates.append(encoding)
         face_jpeg = face_jpeg or faces.encode_jpeg(faces.face_crop(rgb, box))
     password = secrets.token_urlsafe(12)
@@ -165,7 +169,7 @@ class _Faces:
             if match.distance <= tolerance:
                 return match.label
             if self.size:
-                d = faces.face_distance(self.rows[:self.size], template)
+                d = faces.face_distance(self.rows[: self.size], template)
                 if d.min() <= tolerance:
                     return self.labels[int(np.argmin(d))]
         return None
@@ -186,8 +190,12 @@ def _results(jobs, workers):
         yield from map(prepare, jobs)
         return
     # spawn: fresh interpreters, so no OpenCV/BLAS threads or database connections are forked.
-    pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"),
-                               initializer=_start_worker, initargs=(_worker_config(),))
+    pool = ProcessPoolExecutor(
+        min(workers, len(jobs)),
+        mp_context=get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(_worker_config(),),
+    )
     try:
         yield from pool.map(prepare, jobs)
     finally:
@@ -245,13 +253,16 @@ def _password_writer(path):
     def write(username, password):
         f.write(f"{username}\t{password}\n")
         f.flush()
+
     return write, f.close
 
 
 def report(summary, echo=click.echo):
     """Print what an import did: counts, then every refusal with its reason."""
-    echo(f"Enrolled {len(summary.enrolled)}, skipped {len(summary.skipped)} (already there), "
-         f"refused {len(summary.refused)}.")
+    echo(
+        f"Enrolled {len(summary.enrolled)}, skipped {len(summary.skipped)} (already there), "
+        f"refused {len(summary.refused)}."
+    )
     if summary.skipped:
         echo("Skipped (already there): " + ", ".join(summary.skipped))
     for entry in summary.refused:
@@ -263,8 +274,9 @@ def import_folder(folder, workers=None, passwords=None):
     jobs, summary = plan(folder)
     write, close = _password_writer(passwords) if passwords else (None, None)
     try:
-        with click.progressbar(enrol(jobs, summary, workers, write), length=len(jobs),
-                               label="Enrolling", file=sys.stderr) as bar:
+        with click.progressbar(
+            enrol(jobs, summary, workers, write), length=len(jobs), label="Enrolling", file=sys.stderr
+        ) as bar:
             for _ in bar:
                 pass
     finally:

@@ -20,8 +20,10 @@ USERNAME_HELP = "Use 3 to 64 letters, digits, dots, dashes or underscores for th
 PASSWORD_LENGTH = (8, 128)
 PASSWORD_HELP = "Use {} to {} characters for the password".format(*PASSWORD_LENGTH)
 
-CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def load_secret_key(app):
@@ -94,11 +96,13 @@ def load_logged_in_user():
 
 def login_required(view):
     """Redirect anonymous visitors to the login page, which brings them back afterwards."""
+
     @functools.wraps(view)
     def wrapped(**kwargs):
         if g.user is None:
             return redirect(url_for("login.login", next=request.path))
         return view(**kwargs)
+
     return wrapped
 
 
@@ -161,7 +165,8 @@ def add_device(name):
 def enrol_device(code):
     """Use a one-time enrolment code; return (device, secret for the cookie), or None if it is not valid."""
     device = db.session.execute(
-        db.select(KioskDevice).where(KioskDevice.enrol_code_hash == _digest(code))).scalar_one_or_none()
+        db.select(KioskDevice).where(KioskDevice.enrol_code_hash == _digest(code))
+    ).scalar_one_or_none()
     if device is None or device.revoked_at is not None or as_utc(device.enrol_expires_at) < utcnow():
         return None
     secret = secrets.token_urlsafe(32)
@@ -173,8 +178,14 @@ def enrol_device(code):
 
 def set_device_cookie(response, secret):
     """Store the device secret in this browser: HttpOnly, SameSite=Strict, Secure when sessions are."""
-    response.set_cookie(DEVICE_COOKIE, secret, max_age=DEVICE_COOKIE_DAYS * 86400, httponly=True,
-                        samesite="Strict", secure=current_app.config["SESSION_COOKIE_SECURE"])
+    response.set_cookie(
+        DEVICE_COOKIE,
+        secret,
+        max_age=DEVICE_COOKIE_DAYS * 86400,
+        httponly=True,
+        samesite="Strict",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+    )
 
 
 def current_device():
@@ -183,8 +194,11 @@ def current_device():
         secret = request.cookies.get(DEVICE_COOKIE, "")
         device = None
         if 20 <= len(secret) <= 128:
-            device = db.session.execute(db.select(KioskDevice).where(
-                KioskDevice.secret_hash == _digest(secret), KioskDevice.revoked_at.is_(None))).scalar_one_or_none()
+            device = db.session.execute(
+                db.select(KioskDevice).where(
+                    KioskDevice.secret_hash == _digest(secret), KioskDevice.revoked_at.is_(None)
+                )
+            ).scalar_one_or_none()
         if device is not None and (device.last_seen_at is None or as_utc(device.last_seen_at) + SEEN_EVERY < utcnow()):
             device.last_seen_at = utcnow()
             db.session.commit()

@@ -16,9 +16,14 @@ ADDED = "Photo added: the kiosk now knows you from one more picture."
 def _page(error=None, status=200):
     """Render the logged-in page, with an error if there is one."""
     templates = g.user.templates()
-    return render_template("protected.html", form=ActionForm(), photo_form=PhotoForm(),
-                           has_photo=storage.has_face_photo(g.user), templates=templates,
-                           error=error or (enrolment.TEMPLATES_UNREADABLE if templates is None else None)), status
+    return render_template(
+        "protected.html",
+        form=ActionForm(),
+        photo_form=PhotoForm(),
+        has_photo=storage.has_face_photo(g.user),
+        templates=templates,
+        error=error or (enrolment.TEMPLATES_UNREADABLE if templates is None else None),
+    ), status
 
 
 @bp.get("")

@@ -23,24 +23,36 @@ class Action(NamedTuple):
 
 
 ACTIONS = {
-    "delete": Action("Delete {name}?",
-                     "The account, its face templates and its photo are removed for good. "
-                     "Past login attempts stay in the log without the name.",
-                     "Delete the account", accounts.delete_user, "{name} was deleted."),
-    "reset-face": Action("Reset {name}'s face?",
-                         "Their face templates and photo are removed. Face login stays off for them "
-                         "until they log in with their password and add a new photo.",
-                         "Reset the face", accounts.reset_face,
-                         "{name}'s face was reset: they log in with their password and add a new photo."),
-    "unlock": Action("Re-enable {name}?",
-                     "Failed-attempt counters and lockouts are cleared for face and password login, "
-                     "and face login is switched back on.",
-                     "Re-enable the account", accounts.unlock, "{name} can log in again."),
+    "delete": Action(
+        "Delete {name}?",
+        "The account, its face templates and its photo are removed for good. "
+        "Past login attempts stay in the log without the name.",
+        "Delete the account",
+        accounts.delete_user,
+        "{name} was deleted.",
+    ),
+    "reset-face": Action(
+        "Reset {name}'s face?",
+        "Their face templates and photo are removed. Face login stays off for them "
+        "until they log in with their password and add a new photo.",
+        "Reset the face",
+        accounts.reset_face,
+        "{name}'s face was reset: they log in with their password and add a new photo.",
+    ),
+    "unlock": Action(
+        "Re-enable {name}?",
+        "Failed-attempt counters and lockouts are cleared for face and password login, "
+        "and face login is switched back on.",
+        "Re-enable the account",
+        accounts.unlock,
+        "{name} can log in again.",
+    ),
 }
 
 
 def admin_required(view):
     """Send anonymous visitors to the login page and refuse users who are not admins."""
+
     @functools.wraps(view)
     def wrapped(**kwargs):
         if g.user is None:
@@ -48,6 +60,7 @@ def admin_required(view):
         if not g.user.is_admin:
             abort(403, "This page is for administrators only")
         return view(**kwargs)
+
     return wrapped
 
 
@@ -55,8 +68,13 @@ def admin_required(view):
 @admin_required
 def index():
     """List the accounts, the registered kiosks and the most recent login attempts."""
-    return render_template("admin/index.html", rows=accounts.account_rows(), devices=sessions.list_devices(),
-                           attempts=accounts.recent_attempts(), form=ActionForm())
+    return render_template(
+        "admin/index.html",
+        rows=accounts.account_rows(),
+        devices=sessions.list_devices(),
+        attempts=accounts.recent_attempts(),
+        form=ActionForm(),
+    )
 
 
 @bp.get("/users/<int:user_id>/photo")
@@ -78,8 +96,7 @@ def confirm(user_id, action):
         return render_template("admin/confirm.html", user=user, action=action, spec=spec, form=form)
     if action == "delete" and user.id == g.user.id:
         error = "You cannot delete your own account while logged in with it"
-        return render_template("admin/confirm.html", user=user, action=action, spec=spec, form=form,
-                               error=error), 409
+        return render_template("admin/confirm.html", user=user, action=action, spec=spec, form=form, error=error), 409
     spec.run(user)
     flash(spec.done.format(name=name))
     return redirect(url_for("admin.index"))

@@ -19,6 +19,7 @@ def stream():
     cfg = current_app.config
     if cfg["CAMERA_MODE"] == "browser":
         abort(409, NO_SERVER_CAMERA)
-    parts = preview.mjpeg_parts(get_camera(cfg["CAMERA_SOURCE"]), cfg["CAMERA_TIMEOUT"],
-                                cfg["DETECT_WIDTH"], cfg["MIN_FACE_HEIGHT"])
+    parts = preview.mjpeg_parts(
+        get_camera(cfg["CAMERA_SOURCE"]), cfg["CAMERA_TIMEOUT"], cfg["DETECT_WIDTH"], cfg["MIN_FACE_HEIGHT"]
+    )
     return Response(parts, mimetype="multipart/x-mixed-replace; boundary=frame", headers={"Cache-Control": "no-store"})

@@ -7,8 +7,9 @@ from facelogin.services import attempts
 from facelogin.services.sessions import current_device, login_user, logout_user, safe_next
 
 bp = Blueprint("login", __name__)
-NEEDS_KIOSK = ("Face login works only on a registered kiosk - ask staff to register this kiosk, "
-               "or log in with your password")
+NEEDS_KIOSK = (
+    "Face login works only on a registered kiosk - ask staff to register this kiosk, or log in with your password"
+)
 
 
 @bp.get("/")
@@ -20,10 +21,17 @@ def home():
 def _login_page(error=None, status=200, password_open=False):
     """Render the login page with a fresh challenge (when liveness asks for one) and the password fallback."""
     challenge, nonce = attempts.current_challenge() if current_app.config["LIVENESS"] == "challenge" else (None, None)
-    page = render_template("login.html", form=FaceLoginForm(nonce=nonce), password_form=PasswordLoginForm(),
-                           mode=current_app.config["LOGIN_MODE"], error=error, challenge=challenge,
-                           movement=attempts.MOVEMENTS.get(challenge),
-                           kiosk_ok=current_device() is not None, password_open=password_open)
+    page = render_template(
+        "login.html",
+        form=FaceLoginForm(nonce=nonce),
+        password_form=PasswordLoginForm(),
+        mode=current_app.config["LOGIN_MODE"],
+        error=error,
+        challenge=challenge,
+        movement=attempts.MOVEMENTS.get(challenge),
+        kiosk_ok=current_device() is not None,
+        password_open=password_open,
+    )
     return page, status
 
 
@@ -48,8 +56,9 @@ def login():
     if error:
         return _login_page(error, 400)
     posted = [f.read for f in request.files.getlist("frame") if f.filename]
-    outcome = attempts.face_attempt(mode, form.username.data, form.password.data, request.remote_addr,
-                                    posted, form.nonce.data)
+    outcome = attempts.face_attempt(
+        mode, form.username.data, form.password.data, request.remote_addr, posted, form.nonce.data
+    )
     return _finish_login(outcome)
 
 

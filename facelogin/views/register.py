@@ -9,8 +9,10 @@ from facelogin.services.enrolment import EnrollError
 from facelogin.services.sessions import current_device
 
 bp = Blueprint("register", __name__, url_prefix="/register")
-NEEDS_KIOSK = ("The kiosk camera works only on a registered kiosk - ask staff to register this kiosk, "
-               "or register with a photo file")
+NEEDS_KIOSK = (
+    "The kiosk camera works only on a registered kiosk - ask staff to register this kiosk, "
+    "or register with a photo file"
+)
 WELCOME = "Welcome, {}! You can now log in by looking at the camera."
 
 

@@ -54,6 +54,7 @@ def test_second_reader_waits_then_gets_busy(media):
             list(frames)
             holding.set()
             release.wait(5)
+
     t = threading.Thread(target=hold)
     t.start()
     holding.wait(5)

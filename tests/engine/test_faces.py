@@ -1,12 +1,15 @@
 """The face engine: decoding, detection, encoding and matching, on real photos and fixed vectors."""
 
 import io
+
 import numpy as np
 import pytest
 from PIL import Image
+from threadpoolctl import threadpool_info
+
 from facelogin.engine import faces
 from media import load_bgr
-from threadpoolctl import threadpool_info
+
 
 def _png(image, **params):
     """Encode a Pillow image to PNG bytes."""
@@ -81,6 +84,7 @@ def test_same_person_close_different_person_far(grace_encoding, media, photos):
     def encode(path):
         rgb = faces.frame_to_rgb(load_bgr(path))
         return faces.encode_face(rgb, faces.find_single_face(rgb, detect_width=320).box)
+
     altered = encode(media["grace_altered"])  # rotated, mirrored, brighter, JPEG 60
     other = encode(photos["luis"])
     assert grace_encoding.shape == (128,) and grace_encoding.dtype == np.float32
@@ -133,9 +137,10 @@ def test_decide_burst_needs_consensus_and_vetoes_a_second_person(monkeypatch):
 
 def test_quick_detection_falls_back_to_upsampling_for_smaller_faces(photos):
     from media import on_canvas
+
     grace = load_bgr(photos["grace"])
     near = faces.frame_to_rgb(on_canvas(grace, height=420))  # face about 140 px tall
-    far = faces.frame_to_rgb(on_canvas(grace, height=260))   # face about 90 px: needs upsampling
+    far = faces.frame_to_rgb(on_canvas(grace, height=260))  # face about 90 px: needs upsampling
     assert not faces.detect_faces(far, 320, upsample=0)
     for frame in (near, far):
         quick, full = faces.find_single_face(frame, quick=True), faces.find_single_face(frame)
@@ -144,6 +149,7 @@ def test_quick_detection_falls_back_to_upsampling_for_smaller_faces(photos):
 
 
 # --- FaceIndex's fast search gives exactly the answers of the plain formula, with BLAS left as found.
+
 
 def plain_identify(labels, templates, encoding):
     """The textbook search: every Euclidean distance, the closest, the closest other label."""
@@ -165,8 +171,7 @@ def test_identify_matches_the_plain_formula(seed):
     assert match.label == label
     assert match.distance == pytest.approx(nearest, abs=1e-5)
     assert match.runner_up == pytest.approx(runner_up, abs=1e-5)
-    assert index.distances(query) == pytest.approx(
-        np.linalg.norm(people - query, axis=1), abs=1e-5)
+    assert index.distances(query) == pytest.approx(np.linalg.norm(people - query, axis=1), abs=1e-5)
 
 
 def test_one_label_and_empty_index():

@@ -5,10 +5,9 @@ import statistics
 import cv2
 import pytest
 
-from facelogin.engine import faces
-from facelogin.engine import liveness
-from media import BLINK_AT
+from facelogin.engine import faces, liveness
 from facelogin.services.attempts import face_login
+from media import BLINK_AT
 from models import LoginAttempt, db
 
 OPEN = [0.30, 0.31, 0.29, 0.30, 0.31]
@@ -21,16 +20,19 @@ def test_eye_aspect_ratio_of_known_points():
     assert liveness.eye_aspect_ratio([(1, 1)] * 6) == 0.0  # no width: no division by zero
 
 
-@pytest.mark.parametrize(("values", "found"), [
-    (OPEN + [0.10, 0.08, 0.30, 0.30], (4, 6, 7)),  # closed two frames, then open again
-    (OPEN + [0.25, 0.12, 0.10, 0.14, 0.22, 0.30], (5, 7, 10)),  # half-open frames belong to it
-    (OPEN * 4, None),  # a still face
-    (OPEN + [0.10, 0.30, 0.30], None),  # one low frame: a landmark glitch, not a blink
-    (OPEN + [0.10] * 13 + [0.30], None),  # eyes shut too long: a photo with eyes closed
-    (OPEN + [0.10, 0.10], None),  # never reopened within the burst
-    (OPEN + [0.10, None, 0.10, 0.30], None),  # the face vanished mid-blink
-    ([0.30, 0.10, 0.10, 0.30, 0.30], None),  # no open-eye baseline yet
-])
+@pytest.mark.parametrize(
+    ("values", "found"),
+    [
+        (OPEN + [0.10, 0.08, 0.30, 0.30], (4, 6, 7)),  # closed two frames, then open again
+        (OPEN + [0.25, 0.12, 0.10, 0.14, 0.22, 0.30], (5, 7, 10)),  # half-open frames belong to it
+        (OPEN * 4, None),  # a still face
+        (OPEN + [0.10, 0.30, 0.30], None),  # one low frame: a landmark glitch, not a blink
+        (OPEN + [0.10] * 13 + [0.30], None),  # eyes shut too long: a photo with eyes closed
+        (OPEN + [0.10, 0.10], None),  # never reopened within the burst
+        (OPEN + [0.10, None, 0.10, 0.30], None),  # the face vanished mid-blink
+        ([0.30, 0.10, 0.10, 0.30, 0.30], None),  # no open-eye baseline yet
+    ],
+)
 def test_find_blink(values, found):
     blink = liveness.find_blink(values)
     assert (blink and (blink.before, blink.deepest, blink.after)) == found
@@ -102,10 +104,13 @@ def test_tilting_a_photo_is_not_a_blink(app, kiosk, photos, blink_media):
     assert response.status_code == 401 and attempt == ("failure", "no_blink", "failed")
 
 
-@pytest.mark.parametrize(("clip", "enrolled"), [
-    ("astronaut_blinks_in_grace", ["grace"]),  # someone else blinks between Grace's frames
-    ("grace_blinks_in_luis", ["luis", "grace"]),  # Grace blinks while Luis is matched around her
-])
+@pytest.mark.parametrize(
+    ("clip", "enrolled"),
+    [
+        ("astronaut_blinks_in_grace", ["grace"]),  # someone else blinks between Grace's frames
+        ("grace_blinks_in_luis", ["luis", "grace"]),  # Grace blinks while Luis is matched around her
+    ],
+)
 def test_another_face_blinking_is_refused(app, kiosk, photos, blink_media, clip, enrolled):
     response, attempt = _login(app, kiosk, blink_media[clip], *[(n, photos[n]) for n in enrolled])
     assert response.status_code == 401 and b"Face not recognised" in response.data

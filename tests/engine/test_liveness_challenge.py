@@ -52,19 +52,32 @@ def model(name):
 # or a 15-18 degree tilt, with different camera noise, JPEG quality and light drift each time.
 # (luis's photo is taken ~35 degrees off frontal: the renderer assumes a frontal photo, so he
 # appears in the attacks, where his start is refused as not frontal.)
-GENUINE = [(name, direction, degrees, seed)
-           for name in ("astronaut", "grace")
-           for direction in liveness.CHALLENGES
-           for seed, degrees in enumerate((20, 25) if direction in ("left", "right") else (15, 18))]
-GENUINE += [("astronaut", "left", 22, 7), ("astronaut", "up", 16, 8), ("grace", "right", 22, 9),
-            ("grace", "down", 16, 10)]
+GENUINE = [
+    (name, direction, degrees, seed)
+    for name in ("astronaut", "grace")
+    for direction in liveness.CHALLENGES
+    for seed, degrees in enumerate((20, 25) if direction in ("left", "right") else (15, 18))
+]
+GENUINE += [
+    ("astronaut", "left", 22, 7),
+    ("astronaut", "up", 16, 8),
+    ("grace", "right", 22, 9),
+    ("grace", "down", 16, 10),
+]
 
 
 @functools.cache
 def genuine_result(name, direction, degrees, seed):
     """Return the Movement the engine finds in one rendered genuine clip."""
-    clip = media.turn_clip(photo(name), direction, degrees, seed=seed, noise=2.0 + seed % 3,
-                           quality=60 + 8 * (seed % 4), gain=(0.8 + 0.02 * seed, 1.1))
+    clip = media.turn_clip(
+        photo(name),
+        direction,
+        degrees,
+        seed=seed,
+        noise=2.0 + seed % 3,
+        quality=60 + 8 * (seed % 4),
+        gain=(0.8 + 0.02 * seed, 1.1),
+    )
     return liveness.watch_for_challenge(rgb_frames(clip), direction)
 
 
@@ -74,8 +87,10 @@ ATTACKS = {
     "still luis": (lambda: media.still_clip(photo("luis"), seed=2), "right"),
     "blink grace": (lambda: media.blink_clip(photo("grace")), "down"),
     "blink astronaut": (lambda: media.blink_clip(photo("astronaut")), "right"),
-    **{f"flat astronaut {d}": (lambda d=d: media.flat_clip(photo("astronaut"), d, 35, seed=3), d)
-       for d in liveness.CHALLENGES},
+    **{
+        f"flat astronaut {d}": (lambda d=d: media.flat_clip(photo("astronaut"), d, 35, seed=3), d)
+        for d in liveness.CHALLENGES
+    },
     **{f"flat grace {d}": (lambda d=d: media.flat_clip(photo("grace"), d, 30, seed=4), d) for d in ("up", "left")},
     "flat luis left": (lambda: media.flat_clip(photo("luis"), "left", 35), "left"),
     "replay astronaut left for right": (lambda: media.turn_clip(photo("astronaut"), "left", 25, seed=5), "right"),
@@ -94,6 +109,7 @@ def attack_result(label):
 
 
 # --- head_pose and the depth measures -------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("direction", "angle"), [("left", 20), ("right", 20), ("up", 15), ("down", 15)])
 def test_head_pose_signs_and_size_follow_a_rendered_movement(direction, angle):
@@ -121,8 +137,7 @@ def test_head_pose_is_near_frontal_on_frontal_photos_and_sees_luis_turned():
 def test_parallax_and_flatness_tell_a_head_from_a_sheet(name):
     base = photo(name)
     start = np.mean([points(f) for f in media.camera([base] * 3, seed=1)], axis=0)
-    head = np.mean([points(f) for f in media.camera([media.render_head(base, 22, 0, model(name))] * 3, seed=2)],
-                   axis=0)
+    head = np.mean([points(f) for f in media.camera([media.render_head(base, 22, 0, model(name))] * 3, seed=2)], axis=0)
     sheet = np.mean([points(f) for f in media.camera([media.sheet(base, 35, 0)] * 3, seed=2)], axis=0)
     assert liveness.parallax(start, head, "left") > 0.03
     assert liveness.parallax(start, sheet, "left") < 0.015
@@ -142,12 +157,13 @@ def test_flatness_of_exact_homography_is_zero():
 
 # --- the watcher on clips --------------------------------------------------------------------------
 
+
 def test_at_least_19_of_20_genuine_movements_pass():
     assert len(GENUINE) == 20
     results = {g: genuine_result(*g) for g in GENUINE}
     failed = {g: (r.reason, r.measures) for g, r in results.items() if r.reason is not None}
     assert len(failed) <= 1, failed
-    for g, r in results.items():
+    for r in results.values():
         if r.reason is None:
             assert len(r.frames) == 2 and all(f.shape == (480, 640, 3) for f in r.frames)
             assert r.measures["parallax"] >= 0.025 and r.measures["moved"] >= 8
@@ -161,8 +177,9 @@ def test_genuine_decision_comes_soon_after_the_movement_ends():
 
 def test_identity_frames_are_the_start_and_the_peak():
     r = genuine_result("astronaut", "left", 25, 1)
-    start, peak = (liveness.head_pose(faces.face_landmarks(f, faces.find_single_face(f).box), f.shape)
-                   for f in r.frames)
+    start, peak = (
+        liveness.head_pose(faces.face_landmarks(f, faces.find_single_face(f).box), f.shape) for f in r.frames
+    )
     assert abs(start[0]) < 8 and peak[0] - start[0] >= 10
 
 
@@ -213,6 +230,7 @@ def test_time_per_frame_is_small():
 
 # --- evaluation helpers ----------------------------------------------------------------------------
 
+
 def test_list_liveness_clips_and_read_clip(tmp_path):
     frames = media.still_clip(photo("grace"), frames=3)
     (tmp_path / "genuine" / "left").mkdir(parents=True)
@@ -226,7 +244,9 @@ def test_list_liveness_clips_and_read_clip(tmp_path):
     (tmp_path / "stray.txt").write_text("ignored")
     clips = evaluate.list_liveness_clips(tmp_path)
     assert [(label, ch, p.rsplit("/", 1)[1]) for label, ch, p in clips] == [
-        ("genuine", "left", "a.avi"), ("photo", "up", "clip1")]
+        ("genuine", "left", "a.avi"),
+        ("photo", "up", "clip1"),
+    ]
     video, pictures = (list(evaluate.read_clip(p)) for _, _, p in clips)
     assert len(video) == 3 and len(pictures) == 3
     assert np.array_equal(pictures[1], faces.frame_to_rgb(frames[1]))  # RGB, in name order, lossless
@@ -234,9 +254,20 @@ def test_list_liveness_clips_and_read_clip(tmp_path):
 
 
 def test_liveness_rates():
-    rates = evaluate.liveness_rates([("genuine", True), ("genuine", False), ("genuine", True), ("genuine", True),
-                                     ("photo", False), ("photo", True), ("replay", False)])
+    rates = evaluate.liveness_rates(
+        [
+            ("genuine", True),
+            ("genuine", False),
+            ("genuine", True),
+            ("genuine", True),
+            ("photo", False),
+            ("photo", True),
+            ("replay", False),
+        ]
+    )
     assert rates["genuine"] == {"count": 4, "refused": 1, "bpcer": 0.25}
-    assert rates["attacks"] == {"photo": {"count": 2, "accepted": 1, "apcer": 0.5},
-                                "replay": {"count": 1, "accepted": 0, "apcer": 0.0}}
+    assert rates["attacks"] == {
+        "photo": {"count": 2, "accepted": 1, "apcer": 0.5},
+        "replay": {"count": 1, "accepted": 0, "apcer": 0.0},
+    }
     assert evaluate.liveness_rates([])["genuine"]["bpcer"] is None

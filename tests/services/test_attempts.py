@@ -1,9 +1,12 @@
 """Login modes, lockout and the audit trail, end to end through the test client."""
 
 import os
+
 import pytest
-from models import LoginAttempt, User, db
+
 from media import load_bgr, on_canvas, scene, write_video
+from models import LoginAttempt, User, db
+
 
 @pytest.fixture
 def grace(app, kiosk, photos, clock):
@@ -91,6 +94,7 @@ def test_face_lockout_in_username_face_mode(app, kiosk, grace, clock, media):
 @pytest.mark.parametrize(("liveness", "limit"), [("off", 50), ("blink", 100)])
 def test_face_login_disabled_after_many_failures(app, kiosk, grace, clock, media, liveness, limit):
     from facelogin.services.attempts import face_disable_limit, record_failure
+
     app.config["LIVENESS"] = liveness
     with app.app_context():
         assert face_disable_limit() == limit
@@ -102,7 +106,7 @@ def test_face_login_disabled_after_many_failures(app, kiosk, grace, clock, media
         assert user.face_disabled
         db.session.commit()
     app.config["LIVENESS"] = "off"
-    clock.advance(10 ** 9)  # long after any timed lock
+    clock.advance(10**9)  # long after any timed lock
     refused = kiosk.face_login()
     assert refused.status_code == 403 and b"Face login is turned off" in refused.data
     assert kiosk.password_login("grace", "correct horse").headers["Location"] == "/protected"
@@ -150,6 +154,7 @@ def test_failed_snapshots_saved_and_pruned(app, kiosk, grace, clock, media):
 
 
 # --- The burst decision on real frames: consensus across frames and the veto of a second person.
+
 
 def _clip(tmp_path, name, frames):
     return write_video(tmp_path / f"{name}.avi", frames)

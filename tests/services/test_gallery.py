@@ -1,9 +1,9 @@
 """The gallery: app processes sharing one database see each other's changes at once, read incrementally."""
 
 import numpy as np
+from driver import Kiosk, register_kiosk
 from sqlalchemy import LargeBinary, type_coerce, update
 
-from driver import Kiosk, register_kiosk
 from facelogin.services import gallery as gallery_module
 from facelogin.services.gallery import Gallery, get_gallery
 from models import User, db, utcnow
@@ -62,8 +62,7 @@ def test_changes_are_read_incrementally_and_deletions_in_full(app, monkeypatch):
     monkeypatch.setattr(Gallery, "_load", lambda self, since=None: loads.append(since) or real_load(self, since))
     with app.app_context():
         gallery = get_gallery()
-        db.session.add_all([User(username=f"u{i}", password_hash="x", face_encodings=[_vector(i)])
-                            for i in range(3)])
+        db.session.add_all([User(username=f"u{i}", password_hash="x", face_encodings=[_vector(i)]) for i in range(3)])
         db.session.commit()
         assert len(gallery.index()) == 3 and loads[-1] is None  # first build: everything
 
@@ -78,8 +77,9 @@ def test_changes_are_read_incrementally_and_deletions_in_full(app, monkeypatch):
         assert index.identify(_vector(1)).distance > 0.5  # user 2's old template is gone
 
         raw = type_coerce(User.face_encodings, LargeBinary)
-        db.session.execute(update(User).where(User.id == 4)
-                           .values({raw: b"\x80\x04junk", "faces_updated_at": utcnow()}))
+        db.session.execute(
+            update(User).where(User.id == 4).values({raw: b"\x80\x04junk", "faces_updated_at": utcnow()})
+        )
         db.session.commit()
         index = gallery.index()
         assert loads[-1] is not None and 4 not in set(index.labels) and len(index) == 4

@@ -35,8 +35,12 @@ def people(tmp_path, photos, media):
 
 
 EXPECTED_REFUSALS = {
-    "eileen": "several faces", "hopper": "face already enrolled", "mixed": "photos of different people",
-    "nobody": "no face", "notes": "not an image", "tiny": "face too small",
+    "eileen": "several faces",
+    "hopper": "face already enrolled",
+    "mixed": "photos of different people",
+    "nobody": "no face",
+    "notes": "not an image",
+    "tiny": "face too small",
 }
 
 
@@ -83,6 +87,7 @@ def test_interrupted_import_leaves_only_whole_users(app, runner, people, stored_
         if len(calls) == 2:  # Ctrl-C while the second user is being written
             raise KeyboardInterrupt
         real_commit()
+
     monkeypatch.setattr(db.session, "commit", commit_then_interrupt)
     result = runner.invoke(args=["faces", "import", people, "--workers", "1"])
     assert result.exit_code != 0
@@ -104,6 +109,10 @@ def test_find_people_checks_names_and_caps_templates(tmp_path):
     (tmp_path / ".hidden.jpg").write_bytes(b"x")
     jobs, refused = importer.find_people(str(tmp_path), max_templates=5)
     assert [(j.username, [os.path.basename(p) for p in j.photos]) for j in jobs] == [
-        ("Ok.Name", ["0.jpg", "1.jpg", "2.jpg", "3.jpg", "4.jpg"])]
+        ("Ok.Name", ["0.jpg", "1.jpg", "2.jpg", "3.jpg", "4.jpg"])
+    ]
     assert sorted((r.username, r.reason) for r in refused) == [
-        ("no", "bad_name"), ("ok.name", "bad_name"), ("x!", "bad_name")]
+        ("no", "bad_name"),
+        ("ok.name", "bad_name"),
+        ("x!", "bad_name"),
+    ]

@@ -9,8 +9,12 @@ from app import create_app
 
 
 def _app(tmp_path, **config):
-    base = {"SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite'}",
-            "UPLOAD_FOLDER": str(tmp_path / "u"), "KNOWN_FACES_FOLDER": str(tmp_path / "k")}
+    base = {
+        "SECRET_KEY": "test",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "UPLOAD_FOLDER": str(tmp_path / "u"),
+        "KNOWN_FACES_FOLDER": str(tmp_path / "k"),
+    }
     return create_app({**base, **config})
 
 
@@ -34,6 +38,7 @@ def test_defaults_are_safe(tmp_path):
 
 def test_secret_key_generated_once_into_instance_folder(tmp_path):
     from facelogin.services.sessions import load_secret_key
+
     app = _app(tmp_path, SECRET_KEY="placeholder")
     app.instance_path = str(tmp_path)
     keys = []
@@ -50,6 +55,7 @@ def test_default_password_hash_is_owasp_grade(app, kiosk, photos, tmp_path):
     app.config["PASSWORD_HASH_METHOD"] = _app(tmp_path).config["PASSWORD_HASH_METHOD"]
     kiosk.register("grace", photos["grace"], password="correct horse")
     from models import User, db
+
     with app.app_context():
         stored = db.session.execute(db.select(User)).scalar_one().password_hash
     assert stored.startswith("scrypt:131072:8:1$")  # N=2^17, r=8, p=1
@@ -75,8 +81,11 @@ def test_security_headers_on_every_page(client, path):
 
 def _post_paths(app):
     """Every POST route of the app, with a sample value for its URL arguments."""
-    return sorted(rule.rule.replace("<int:number>", "1").replace("<int:user_id>", "1").replace("<action>", "delete")
-                  for rule in app.url_map.iter_rules() if "POST" in rule.methods)
+    return sorted(
+        rule.rule.replace("<int:number>", "1").replace("<int:user_id>", "1").replace("<action>", "delete")
+        for rule in app.url_map.iter_rules()
+        if "POST" in rule.methods
+    )
 
 
 def test_every_post_needs_a_valid_csrf_token(app, kiosk, photos):
@@ -84,7 +93,9 @@ def test_every_post_needs_a_valid_csrf_token(app, kiosk, photos):
     kiosk.password_login("grace", "correct horse")  # logged in: protected routes reach their checks
     app.config["WTF_CSRF_ENABLED"] = True
     paths = _post_paths(app)
-    assert {"/login", "/login/password", "/logout", "/register", "/protected/faces", "/admin/users/1/delete"} <= set(paths)
+    assert {"/login", "/login/password", "/logout", "/register", "/protected/faces", "/admin/users/1/delete"} <= set(
+        paths
+    )
     for path in paths:
         for token in ({}, {"csrf_token": "forged"}):
             response = kiosk.client.post(path, data={"username": "grace", "password": "x", **token})
@@ -108,8 +119,11 @@ def test_unknown_user_costs_as_much_as_a_wrong_password(app, kiosk, photos, monk
     kiosk.register("grace", photos["grace"], password="correct horse")
     checked = []
     real_check = sessions.check_password_hash
-    monkeypatch.setattr(sessions, "check_password_hash",
-                        lambda stored, password: checked.append(stored.split("$")[0]) or real_check(stored, password))
+    monkeypatch.setattr(
+        sessions,
+        "check_password_hash",
+        lambda stored, password: checked.append(stored.split("$")[0]) or real_check(stored, password),
+    )
     wrong, unknown = kiosk.password_login("grace", "wrong horse"), kiosk.password_login("nobody", "wrong horse")
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.data.count(b"Wrong username or password") == unknown.data.count(b"Wrong username or password") == 1

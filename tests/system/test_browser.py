@@ -66,7 +66,7 @@ class Site:
         self.configure(**config)
 
     def configure(self, **config):
-        """Set the kiosk's config for one test: the module defaults, then `config` (the data stay)."""
+        """Set the kiosk's config for one test: every setting as the site started, then `config` (the data stay)."""
         self.app.config.update(self.defaults, **config)
 
     def kiosk_link(self, name=None):
@@ -96,7 +96,7 @@ def site(tmp_path_factory, media):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     site = Site(app, f"http://127.0.0.1:{server.server_port}")
-    site.defaults = defaults
+    site.defaults = dict(app.config)  # every setting as started: no test's change leaks into the next
     yield site
     server.shutdown()
     thread.join(10)
@@ -330,3 +330,178 @@ def test_browser_camera_with_blink_liveness(blinking_browser, page, open_page, s
     blinking.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
     blinking.get_by_role("button", name="Log in with my face").click()
     blinking.wait_for_url("**/protected", timeout=30_000)
+
+
+# --- challenge liveness (the default) and the kiosk device credential ---------------------------
+
+CHALLENGE_ALERT = "Please look straight at the camera, then"
+MOVEMENTS = {"left": "turn your head to your left", "right": "turn your head to your right",
+             "up": "tilt your head up", "down": "tilt your head down"}
+
+
+def shown_challenge(page):
+    """Return the head movement the login page asks for (its data-challenge)."""
+    return page.locator("[data-challenge]").get_attribute("data-challenge")
+
+
+@pytest.fixture(scope="module")
+def grace_canvas(photos):
+    """Grace Hopper's photo on a camera-sized frame."""
+    return on_canvas(load_bgr(photos["grace"]))
+
+
+def test_server_camera_challenge_logs_in(page, site, photos, grace_canvas, tmp_path):
+    from playwright.sync_api import expect
+
+    site.register("grace", photos["grace"])
+    page.goto("/login")
+    preview_shows_frames(page)
+    challenge = shown_challenge(page)
+    assert challenge in MOVEMENTS
+    text = page.locator("[data-challenge] .challenge-text")
+    expect(text).to_be_visible()
+    expect(text).to_have_text(MOVEMENTS[challenge], ignore_case=True)
+    expect(page.get_by_role("status").last).to_contain_text(f"then {MOVEMENTS[challenge]} and back")
+    size = page.locator("[data-challenge]").evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+    assert size >= 32, f"the challenge is {size}px: too small to read from a step back"
+    shot(page, "login-challenge")
+    # The server camera now shows Grace making that very movement (from the first frame of the clip).
+    site.app.config["CAMERA_SOURCE"] = write_video(
+        tmp_path / f"turn-{challenge}.avi", turn_clip(grace_canvas, challenge))
+    page.get_by_role("button", name="Log in with my face").click()
+    page.wait_for_url("**/protected")
+    expect(page.get_by_role("heading", name="Hello, grace")).to_be_visible()
+
+
+def test_server_camera_still_photo_is_told_the_movement(page, site, photos, grace_canvas, tmp_path):
+    from playwright.sync_api import expect
+
+    site.configure(CHALLENGE_SECONDS=2.0)  # the server camera watches a still photo for 2 s, not 4
+    site.register("grace", photos["grace"])
+    site.app.config["CAMERA_SOURCE"] = write_video(tmp_path / "still.avi", still_clip(grace_canvas))
+    page.goto("/login")
+    challenge, nonce = shown_challenge(page), page.locator("input[name=nonce]").input_value()
+    page.get_by_role("button", name="Log in with my face").click()
+    expect(page.get_by_role("alert")).to_contain_text(f"{CHALLENGE_ALERT} {MOVEMENTS[challenge]} and back")
+    page.wait_for_url("**/login")
+    # The attempt used its challenge up: the answer carries a new one, and the nonce that goes with it.
+    challenge = shown_challenge(page)
+    assert challenge in MOVEMENTS
+    expect(page.locator("[data-challenge] .challenge-text")).to_be_visible()
+    expect(page.locator("input[name=nonce]")).not_to_have_value(nonce)
+    shot(page, "login-challenge-refused")
+    # So pressing the button again is a new attempt at the new challenge, not an expired page.
+    page.get_by_role("button", name="Log in with my face").click()
+    expect(page.get_by_role("alert")).to_contain_text(f"{CHALLENGE_ALERT} {MOVEMENTS[challenge]} and back")
+
+
+def looping_turn(bgr, direction, fps=15):
+    """A clip Chromium's fake camera loops: 1.2 s looking straight, the movement, a quick way back.
+
+    Wherever a ~4 s capture window starts in the 2.2 s loop, it holds a steady frontal start
+    followed by the whole movement; the way back is quick so that no steady start forms half-turned.
+    """
+    return turn_clip(bgr, direction, degrees=22, hold=round(1.2 * fps), turn=7, peak=4, back=4)
+
+
+@pytest.fixture(scope="module")
+def turning_browser(chromium, grace_canvas, tmp_path_factory):
+    """A Chromium whose fake camera shows Grace Hopper turning her head to her left, over and over."""
+    clip = write_y4m(tmp_path_factory.mktemp("turn") / "left.y4m", looping_turn(grace_canvas, "left"), fps=15)
+    browser = launch(chromium, clip)
+    yield browser
+    browser.close()
+
+
+def draw_challenge(page, want, tries=40):
+    """Reload the login page with a fresh session (the challenge is bound to it) until it asks for `want`."""
+    for _ in range(tries):
+        page.goto("/login")
+        if shown_challenge(page) == want:
+            return
+        page.context.clear_cookies(name="session")  # keeps the kiosk_device credential
+    pytest.fail(f"no {want!r} challenge in {tries} fresh sessions")
+
+
+def test_browser_camera_challenge_logs_in(turning_browser, open_page, site, photos):
+    from playwright.sync_api import expect
+
+    site.reset(CAMERA_MODE="browser")  # LIVENESS=challenge, the default
+    site.register("grace", photos["grace"])
+    page = open_page(turning_browser)
+    draw_challenge(page, "left")
+    form = page.locator("form.face-login")
+    # min(CHALLENGE_FRAMES, CHALLENGE_SECONDS * 15) frames, 66 ms apart: a ~4 s window of the 2.2 s loop.
+    assert int(form.get_attribute("data-frames")) * int(form.get_attribute("data-gap")) >= 3500
+    page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+    page.get_by_role("button", name="Log in with my face").click()
+    expect(page.get_by_role("status").last).to_contain_text(f"Now {MOVEMENTS['left']}, then back")
+    page.wait_for_url("**/protected", timeout=30_000)
+    expect(page.get_by_role("heading", name="Hello, grace")).to_be_visible()
+
+
+def test_browser_camera_wrong_movement_gets_a_new_challenge(turning_browser, open_page, site, photos):
+    from playwright.sync_api import expect
+
+    site.reset(CAMERA_MODE="browser")
+    site.register("grace", photos["grace"])
+    page = open_page(turning_browser)
+    draw_challenge(page, "right")  # the camera only ever turns left
+    nonce = page.locator("input[name=nonce]").input_value()
+    page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+    page.get_by_role("button", name="Log in with my face").click()
+    expect(page.get_by_role("alert")).to_contain_text(CHALLENGE_ALERT, timeout=30_000)
+    expect(page.get_by_role("alert")).to_contain_text(f"{MOVEMENTS['right']} and back")
+    # The answer's new challenge and nonce replace the used ones, without a reload.
+    assert shown_challenge(page) in MOVEMENTS
+    expect(page.locator("input[name=nonce]")).not_to_have_value(nonce)
+    expect(page.get_by_role("button", name="Log in with my face")).to_be_enabled()
+    assert page.url.endswith("/login")
+
+
+@pytest.mark.parametrize("camera_mode", ["server", "browser"])
+def test_face_login_needs_a_registered_kiosk(open_page, site, photos, camera_mode):
+    from playwright.sync_api import expect
+
+    # CHALLENGE_SECONDS=1: the browser posts a short burst, as the answer is refused before any face is read.
+    site.reset(CAMERA_MODE=camera_mode, CHALLENGE_SECONDS=1.0)
+    site.register("grace", photos["grace"])
+    page = open_page(kiosk=False)  # this browser never opened an enrolment link
+    page.goto("/login")
+    expect(page.get_by_role("note")).to_contain_text("Face login works only on a registered kiosk")
+    expect(page.locator("img.camera")).to_have_count(0)  # no camera view for a stranger's browser
+    if camera_mode == "browser":
+        page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+    shot(page, f"login-unregistered-{camera_mode}")
+    with page.expect_response(lambda r: r.url.endswith("/login") and r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Log in with my face").click()
+    assert answer.value.status == 403
+    expect(page.get_by_role("alert")).to_contain_text("registered kiosk")
+    assert site.app.test_client().get("/camera/stream").status_code == 403
+    # The password always works, on any device.
+    page.get_by_text("Log in with your password instead").click()
+    page.get_by_label("Username", exact=True).fill("grace")
+    page.get_by_label("Password", exact=True).fill("correct horse")
+    page.get_by_role("button", name="Log in", exact=True).click()
+    page.wait_for_url("**/protected")
+    expect(page.get_by_role("heading", name="Hello, grace")).to_be_visible()
+
+
+def test_an_administrators_face_is_refused_with_the_password_form_open(page, site, photos):
+    from playwright.sync_api import expect
+
+    site.configure(LIVENESS="off")  # about the admin rule, not liveness: the camera clip is still
+    site.register("grace", photos["grace"])
+    with site.app.app_context():
+        User.by_username("grace").is_admin = True
+        db.session.commit()
+    page.goto("/login")
+    expect(page.locator("details.fallback")).not_to_have_attribute("open", "")
+    page.get_by_role("button", name="Log in with my face").click()
+    expect(page.get_by_role("alert")).to_contain_text("Administrators log in with their password")
+    expect(page.locator("details.fallback")).to_have_attribute("open", "")
+    page.get_by_label("Username", exact=True).fill("grace")
+    page.get_by_label("Password", exact=True).fill("correct horse")
+    page.get_by_role("button", name="Log in", exact=True).click()
+    page.wait_for_url("**/protected")
+    expect(page.get_by_role("link", name="Admin")).to_be_visible()

@@ -25,6 +25,7 @@ def slow_frames(monkeypatch):
     def read(self):
         time.sleep(state["delay"])
         return real_read(self)
+
     monkeypatch.setattr(camera.Camera, "_read", read)
     return state
 
@@ -37,6 +38,7 @@ def test_camera_that_vanishes_mid_burst(app, kiosk, photos, media, monkeypatch):
     def unplugged_after_one(self):
         calls.append(1)
         return real_read(self) if len(calls) == 1 else None
+
     monkeypatch.setattr(camera.Camera, "_read", unplugged_after_one)
     response = kiosk.face_login()  # one frame is not a consensus
     assert response.status_code == 401 and b"Face not recognised" in response.data
@@ -76,6 +78,7 @@ def test_two_logins_at_once_never_share_the_camera(app, kiosk, photos, monkeypat
             return real_read(self)
         finally:
             readers[0] -= 1
+
     monkeypatch.setattr(camera.Camera, "_read", watched_read)
     results, start = [], threading.Barrier(2)
 
@@ -87,6 +90,7 @@ def test_two_logins_at_once_never_share_the_camera(app, kiosk, photos, monkeypat
         start.wait()
         response = client.post("/login")
         results.append((response.status_code, response.get_data(as_text=True)))
+
     threads = [threading.Thread(target=press, args=(client,)) for client in clients]
     for t in threads:
         t.start()
@@ -103,6 +107,7 @@ def test_known_faces_not_writable(kiosk, photos, monkeypatch, stored_files, user
 
     def denied(path, data):
         raise PermissionError(13, "Permission denied", path)
+
     monkeypatch.setattr(storage, "write_atomically", denied)
     response = kiosk.register("grace", photos["grace"])
     assert response.status_code == 503 and b"could not save your registration" in response.data
@@ -114,6 +119,7 @@ def test_known_faces_not_writable(kiosk, photos, monkeypatch, stored_files, user
 def test_uploads_folder_full(kiosk, photos, monkeypatch, stored_files, user_count):
     def disk_full(photo):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(enroll, "_stage_upload", disk_full)
     response = kiosk.register("grace", photos["grace"])
     assert response.status_code == 503 and b"could not save your registration" in response.data
@@ -134,6 +140,7 @@ def quick_lock_app(make_app):
 @pytest.mark.parametrize("lock", ["EXCLUSIVE", "IMMEDIATE"])
 def test_database_locked_by_another_connection(quick_lock_app, photos, tmp_path, lock, stored_files):
     from driver import Kiosk
+
     kiosk = Kiosk(quick_lock_app, quick_lock_app.test_client())
     other = sqlite3.connect(tmp_path / "test.sqlite", isolation_level=None)
     other.execute(f"BEGIN {lock}")
@@ -152,6 +159,7 @@ def test_database_locked_by_another_connection(quick_lock_app, photos, tmp_path,
 def test_database_read_only(app, kiosk, photos, stored_files, user_count):
     def read_only(dbapi_connection, record):
         dbapi_connection.execute("PRAGMA query_only = ON")
+
     with app.app_context():
         engine = db.engine
     event.listen(engine, "connect", read_only)

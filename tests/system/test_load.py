@@ -20,9 +20,14 @@ RACED_NAMES = ("racer0", "racer1")
 def _photos(photos, tmp_path):
     """JPEG bytes of three different faces (Grace is already enrolled) and of an empty room."""
     from media import scene
+
     astronaut = load_bgr(photos["astronaut"])[20:260, 100:340]
-    images = {"grace": load_bgr(photos["grace"]), "luis": load_bgr(photos["luis"]),
-              "eileen": cv2.resize(astronaut, None, fx=2, fy=2), "nobody": scene(7)}
+    images = {
+        "grace": load_bgr(photos["grace"]),
+        "luis": load_bgr(photos["luis"]),
+        "eileen": cv2.resize(astronaut, None, fx=2, fy=2),
+        "nobody": scene(7),
+    }
     return {name: cv2.imencode(".jpg", image)[1].tobytes() for name, image in images.items()}
 
 
@@ -41,8 +46,11 @@ def test_mixed_load_keeps_everything_consistent(tmp_path, photos):
         return name, status, body
 
     def password_login(client, i, n):
-        status, _, body = client.request("POST", "/login/password", {
-            "csrf_token": client.token(), "username": load.USERNAME, "password": load.PASSWORD})
+        status, _, body = client.request(
+            "POST",
+            "/login/password",
+            {"csrf_token": client.token(), "username": load.USERNAME, "password": load.PASSWORD},
+        )
         return load.USERNAME, status, body
 
     def face_login(client, i, n):

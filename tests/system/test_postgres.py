@@ -25,7 +25,7 @@ def test_upgrade_builds_the_models_schema_with_the_lowercase_index(app, runner):
         with db.engine.connect() as conn:
             assert conn.dialect.name == "postgresql"
             assert compare_metadata(MigrationContext.configure(conn), db.metadata) == []
-        index, = [i for i in inspect(db.engine).get_indexes("users") if i["name"] == "uq_user_username_lower"]
+        (index,) = [i for i in inspect(db.engine).get_indexes("users") if i["name"] == "uq_user_username_lower"]
         assert index["unique"] and "lower" in index["expressions"][0]
     # The downgrades run on PostgreSQL too, and the schema comes back.
     assert runner.invoke(args=["db", "downgrade", "base"]).exit_code == 0
@@ -54,8 +54,10 @@ def test_usernames_are_unique_ignoring_case(app, kiosk, photos, user_count):
     response = kiosk.register("gRACE", photos["luis"])
     assert response.status_code == 409 and b"username is taken" in response.data
     with app.app_context(), db.engine.connect() as conn:
-        insert = text("INSERT INTO users (username, password_hash, face_encodings, created_at,"
-                      " faces_updated_at) VALUES (:u, 'x', '\\x00', now(), now())")
+        insert = text(
+            "INSERT INTO users (username, password_hash, face_encodings, created_at,"
+            " faces_updated_at) VALUES (:u, 'x', '\\x00', now(), now())"
+        )
         with pytest.raises(IntegrityError, match="uq_user_username_lower"):
             conn.execute(insert, {"u": "GRACE"})
     assert user_count() == 1

@@ -7,8 +7,12 @@ from hypothesis import strategies as st
 
 from models import User, db
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 field = st.text(st.characters(blacklist_categories=("Cs",)), max_size=120)
 filename = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='"\\'), max_size=40)
 
@@ -28,13 +32,21 @@ def test_register_with_anything(app, photos, media):
     seen = set()
 
     @SETTINGS
-    @given(username=st.one_of(field, st.sampled_from(["grace", "GRACE", "luis"])),
-           password=st.one_of(field, st.just("correct horse")), data=photo, name=filename)
+    @given(
+        username=st.one_of(field, st.sampled_from(["grace", "GRACE", "luis"])),
+        password=st.one_of(field, st.just("correct horse")),
+        data=photo,
+        name=filename,
+    )
     def check(username, password, data, name):
         import io
+
         before_users, before_faces, _ = _state(app)
-        response = app.test_client().post("/register", content_type="multipart/form-data", data={
-            "username": username, "password": password, "photo": (io.BytesIO(data), name or "x")})
+        response = app.test_client().post(
+            "/register",
+            content_type="multipart/form-data",
+            data={"username": username, "password": password, "photo": (io.BytesIO(data), name or "x")},
+        )
         assert response.status_code < 500
         seen.add(response.status_code)
         users, faces, uploads = _state(app)
@@ -45,6 +57,7 @@ def test_register_with_anything(app, photos, media):
             assert (users, faces) == (before_users, before_faces)
         assert faces == sorted(f"{i}.jpg" for i in users)  # every photo has its row and back
         assert uploads == []  # originals never linger
+
     check()
     assert {302, 400, 409} <= seen  # the run reached successes, refusals and conflicts
 
@@ -56,16 +69,19 @@ def test_password_login_with_anything(app, client):
         response = client.post("/login/password", data={"username": username, "password": password})
         assert response.status_code in (400, 401)
         assert client.get("/protected").status_code == 302
+
     check()
 
 
 def test_face_login_with_any_fields(app, client, media):
-    app.config.update(LOGIN_MODE="face+password", CAMERA_SOURCE=media["no_face"], CAMERA_FRAMES=2,
-                      FACE_RATE_LIMIT=10_000)
+    app.config.update(
+        LOGIN_MODE="face+password", CAMERA_SOURCE=media["no_face"], CAMERA_FRAMES=2, FACE_RATE_LIMIT=10_000
+    )
 
     @settings(SETTINGS, max_examples=15)
     @given(username=field, password=field)
     def check(username, password):
         response = client.post("/login", data={"username": username, "password": password})
         assert response.status_code in (400, 401)
+
     check()

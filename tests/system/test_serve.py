@@ -19,8 +19,9 @@ def test_waitress_serves_pages_and_both_logins(tmp_path):
         assert client.request("POST", "/login/password", form)[0] == 400  # no CSRF token
         client.close()
         for scenario, expected in load.EXPECTED.items():
-            latencies, statuses, _ = load.run_load("127.0.0.1", port, scenario, clients=3, duration=1.0,
-                                                   device=env["KIOSK_DEVICE"])
+            latencies, statuses, _ = load.run_load(
+                "127.0.0.1", port, scenario, clients=3, duration=1.0, device=env["KIOSK_DEVICE"]
+            )
             assert dict(statuses) == {expected: len(latencies)} and latencies, scenario
     finally:
         returncode = load.stop_server(process)

@@ -13,10 +13,14 @@ from models import User, db
 
 def _png_header_only(width, height):
     """A PNG whose header declares width x height but holds almost no data."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def _encode(image, fmt, **params):
@@ -26,8 +30,7 @@ def _encode(image, fmt, **params):
 
 
 def _post(client, photo_bytes, filename="face.jpg", **fields):
-    data = {"username": "grace", "password": "correct horse", **fields,
-            "photo": (io.BytesIO(photo_bytes), filename)}
+    data = {"username": "grace", "password": "correct horse", **fields, "photo": (io.BytesIO(photo_bytes), filename)}
     return client.post("/register", data=data, content_type="multipart/form-data")
 
 
@@ -36,24 +39,31 @@ def grace_image(photos):
     return Image.open(photos["grace"]).convert("RGB")
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("zero bytes", b"not a picture we can read"),
-    ("truncated jpeg", b"not a picture we can read"),
-    ("text named jpg", b"not a picture we can read"),
-    ("png bomb", b"too large"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("zero bytes", b"not a picture we can read"),
+        ("truncated jpeg", b"not a picture we can read"),
+        ("text named jpg", b"not a picture we can read"),
+        ("png bomb", b"too large"),
+    ],
+)
 def test_broken_files_are_refused(client, photos, name, message, stored_files, user_count):
     original = open(photos["grace"], "rb").read()
-    data = {"zero bytes": b"", "truncated jpeg": original[: len(original) // 3],
-            "text named jpg": b"Dear kiosk, this is a letter, not a photo.\n" * 20,
-            "png bomb": _png_header_only(100_000, 100_000)}[name]
+    data = {
+        "zero bytes": b"",
+        "truncated jpeg": original[: len(original) // 3],
+        "text named jpg": b"Dear kiosk, this is a letter, not a photo.\n" * 20,
+        "png bomb": _png_header_only(100_000, 100_000),
+    }[name]
     response = _post(client, data)
     assert response.status_code == 400 and message in response.data
     assert user_count() == 0 and stored_files() == []
 
 
-@pytest.mark.parametrize("kind", ["animated gif", "cmyk jpeg", "16-bit png", "greyscale", "rgba png",
-                                  "exif-rotated portrait"])
+@pytest.mark.parametrize(
+    "kind", ["animated gif", "cmyk jpeg", "16-bit png", "greyscale", "rgba png", "exif-rotated portrait"]
+)
 def test_unusual_but_valid_images_register(client, grace_image, kind, user_count):
     if kind == "animated gif":
         frames = [grace_image, grace_image.rotate(5)]
@@ -104,8 +114,9 @@ class CountingStream(io.RawIOBase):
 
 def test_50mb_body_is_refused_before_it_is_read(client, stored_files, user_count):
     body = CountingStream(50 * 1024 * 1024)
-    response = client.post("/register", input_stream=body, content_length=body.size,
-                           content_type="multipart/form-data; boundary=xyz")
+    response = client.post(
+        "/register", input_stream=body, content_length=body.size, content_type="multipart/form-data; boundary=xyz"
+    )
     assert response.status_code == 413 and b"too large" in response.data
     assert body.read_bytes < 1024 * 1024  # refused from the Content-Length header
     assert user_count() == 0 and stored_files() == []
@@ -120,13 +131,16 @@ def test_client_file_names_are_never_used(app, client, photos, filename, stored_
     assert names == ["1.jpg"]  # the server's own name, nothing else anywhere
 
 
-@pytest.mark.parametrize(("username", "message"), [
-    ("x" * 10_000, b"Use 3 to 64 letters, digits"),
-    ("gr\u0430ce", b"Use 3 to 64 letters, digits"),  # Cyrillic a: a look-alike of grace
-    ("\uff47race", b"Use 3 to 64 letters, digits"),  # full-width g
-    ("'; DROP TABLE users; --", b"Use 3 to 64 letters, digits"),
-    ("<script>alert(1)</script>", b"Use 3 to 64 letters, digits"),
-])
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [
+        ("x" * 10_000, b"Use 3 to 64 letters, digits"),
+        ("gr\u0430ce", b"Use 3 to 64 letters, digits"),  # Cyrillic a: a look-alike of grace
+        ("\uff47race", b"Use 3 to 64 letters, digits"),  # full-width g
+        ("'; DROP TABLE users; --", b"Use 3 to 64 letters, digits"),
+        ("<script>alert(1)</script>", b"Use 3 to 64 letters, digits"),
+    ],
+)
 def test_hostile_usernames_are_refused(client, photos, username, message, user_count):
     response = _post(client, open(photos["grace"], "rb").read(), username=username)
     assert response.status_code == 400 and message in response.data
@@ -148,8 +162,15 @@ def test_html_in_password_login_is_escaped(kiosk):
 
 def test_duplicated_fields_take_the_first(app, client, photos):
     with open(photos["grace"], "rb") as f:
-        data = MultiDict([("username", "grace"), ("username", "mallory"), ("password", "correct horse"),
-                          ("password", "other password"), ("photo", (f, "a.jpg"))])
+        data = MultiDict(
+            [
+                ("username", "grace"),
+                ("username", "mallory"),
+                ("password", "correct horse"),
+                ("password", "other password"),
+                ("photo", (f, "a.jpg")),
+            ]
+        )
         response = client.post("/register", data=data, content_type="multipart/form-data")
     assert response.status_code == 302
     with app.app_context():

@@ -14,8 +14,9 @@ def grace_in(kiosk, photos):
 
 def _add(kiosk, path):
     with open(path, "rb") as f:
-        return kiosk.client.post("/protected/faces", data={"photo": (f, "more.jpg")},
-                                 content_type="multipart/form-data")
+        return kiosk.client.post(
+            "/protected/faces", data={"photo": (f, "more.jpg")}, content_type="multipart/form-data"
+        )
 
 
 def _templates(app):

@@ -26,17 +26,30 @@ def test_anonymous_go_to_login_and_users_are_refused(client, kiosk, photos):
     assert client.get("/admin").headers["Location"] == "/login"
     kiosk.register("grace", photos["grace"])
     kiosk.password_login("grace", "correct horse")
-    for response in (client.get("/admin"), client.get("/admin/users/1/photo"),
-                     client.get("/admin/users/1/delete"), client.post("/admin/users/1/delete")):
+    for response in (
+        client.get("/admin"),
+        client.get("/admin/users/1/photo"),
+        client.get("/admin/users/1/delete"),
+        client.post("/admin/users/1/delete"),
+    ):
         assert response.status_code == 403 and b"for administrators only" in response.data
     assert _user(client.application, "grace") is not None
 
 
 def test_admin_page_lists_users_with_photos_and_attempts(app, admin):
     with app.app_context():
-        db.session.add(LoginAttempt(at=utcnow(), mode="face", outcome="failure", reason="not_recognised",
-                                    matched_user_id=None, claimed_user_id=1, distance=0.61,
-                                    client_addr="127.0.0.1"))
+        db.session.add(
+            LoginAttempt(
+                at=utcnow(),
+                mode="face",
+                outcome="failure",
+                reason="not_recognised",
+                matched_user_id=None,
+                claimed_user_id=1,
+                distance=0.61,
+                client_addr="127.0.0.1",
+            )
+        )
         db.session.commit()
     page = admin.get("/admin").get_data(as_text=True)
     assert 'src="/admin/users/1/photo"' in page and 'src="/admin/users/2/photo"' in page
@@ -101,8 +114,9 @@ def test_after_a_face_reset_a_new_photo_turns_face_login_back_on(app, admin, kio
     admin.post("/logout")
     kiosk.password_login("grace", "correct horse")
     with open(photos["grace"], "rb") as f:
-        response = kiosk.client.post("/protected/faces", data={"photo": (f, "me.jpg")},
-                                     content_type="multipart/form-data")
+        response = kiosk.client.post(
+            "/protected/faces", data={"photo": (f, "me.jpg")}, content_type="multipart/form-data"
+        )
     assert response.headers["Location"] == "/protected"
     assert sorted(f.rsplit("/", 1)[-1] for f in stored_files()) == ["1.jpg", "2.jpg"]
     kiosk.client.post("/logout")

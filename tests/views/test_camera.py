@@ -9,11 +9,11 @@ import time
 import cv2
 import numpy as np
 import pytest
-
 from driver import register_kiosk
-from facelogin.services import enrolment
+
 from facelogin.engine import preview
 from facelogin.engine.camera import Camera
+from facelogin.services import enrolment
 
 REMOTE = {"REMOTE_ADDR": "192.0.2.7"}  # a documentation address: never contacted
 
@@ -57,12 +57,17 @@ def test_stream_is_refused_to_others_but_not_to_admins(app, client, stranger, ru
     assert response.status_code == 409 and b"no server camera" in response.data
 
 
-@pytest.mark.parametrize(("picture", "min_height", "hint"), [
-    ("grace_altered", 80, "Ready"), ("grace_altered", 400, "Move closer"),
-    ("two_faces", 80, "One person at a time"), ("dark", 80, "Too dark - face the light"),
-    ("no_face", 80, "Step closer and look at the camera"),
-    ("tiny_face", 80, "Step closer and look at the camera"),  # too small for the detector
-])
+@pytest.mark.parametrize(
+    ("picture", "min_height", "hint"),
+    [
+        ("grace_altered", 80, "Ready"),
+        ("grace_altered", 400, "Move closer"),
+        ("two_faces", 80, "One person at a time"),
+        ("dark", 80, "Too dark - face the light"),
+        ("no_face", 80, "Step closer and look at the camera"),
+        ("tiny_face", 80, "Step closer and look at the camera"),  # too small for the detector
+    ],
+)
 def test_preview_hint_on_real_pictures(media, picture, min_height, hint):
     frame = cv2.imread(media[picture])
     rgb, said = preview.annotate(frame, detect_width=320, min_face_height=min_height)
@@ -179,7 +184,7 @@ def test_preview_and_registration_detect_at_once_without_crashing(photos):
     code = f"""
 import threading, cv2
 from facelogin.engine import faces
-rgb = cv2.cvtColor(cv2.imread({photos['grace']!r}), cv2.COLOR_BGR2RGB)
+rgb = cv2.cvtColor(cv2.imread({photos["grace"]!r}), cv2.COLOR_BGR2RGB)
 big = cv2.resize(rgb, (640, 800))
 work = lambda image, width: [faces.detect_faces(image, width) for _ in range(6)]
 threads = [threading.Thread(target=work, args=a) for a in ((rgb, 320), (big, 640))]

@@ -138,7 +138,7 @@ def test_ambiguous_match_is_refused_by_margin(app, kiosk, media, photos):
     with app.app_context():
         grace = db.session.execute(db.select(User)).scalar_one()
         # A second account whose template sits 0.03 from Grace's: a look-alike.
-        twin = [x + 0.03 / 128 ** 0.5 for x in grace.face_encodings[0]]
+        twin = [x + 0.03 / 128**0.5 for x in grace.face_encodings[0]]
         db.session.add(User(username="twin", password_hash="x", face_encodings=[twin]))
         db.session.commit()
     kiosk.look(media["grace_video"])
@@ -148,12 +148,21 @@ def test_ambiguous_match_is_refused_by_margin(app, kiosk, media, photos):
 
 def test_next_brings_the_user_back_to_a_local_page_only(kiosk, photos):
     kiosk.register("grace", photos["grace"])
-    back = kiosk.client.post("/login/password?next=/protected/photo",
-                             data={"username": "grace", "password": "correct horse"})
+    back = kiosk.client.post(
+        "/login/password?next=/protected/photo", data={"username": "grace", "password": "correct horse"}
+    )
     assert back.headers["Location"] == "/protected/photo"
-    for target in ["//evil.example", "https://evil.example/", "/\\evil.example", "javascript:alert(1)",
-                   "/\r\nSet-Cookie:x", "evil.example", "///evil.example"]:
+    for target in [
+        "//evil.example",
+        "https://evil.example/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "/\r\nSet-Cookie:x",
+        "evil.example",
+        "///evil.example",
+    ]:
         kiosk.client.post("/logout")
-        response = kiosk.client.post("/login/password", query_string={"next": target},
-                                     data={"username": "grace", "password": "correct horse"})
+        response = kiosk.client.post(
+            "/login/password", query_string={"next": target}, data={"username": "grace", "password": "correct horse"}
+        )
         assert response.headers["Location"] == "/protected", target

@@ -18,13 +18,16 @@ def test_keep_uploads_keeps_a_server_named_original(app, kiosk, photos, stored_f
     assert len(uploads) == 1 and not uploads[0].endswith("face.jpg")
 
 
-@pytest.mark.parametrize(("photo", "status", "message"), [
-    ("no_face", 400, b"We could not find a face"),
-    ("two_faces", 400, b"We found 2 faces - use a photo with only you in it"),
-    ("tiny_face", 400, b"Your face is too small"),
-    ("dark", 400, b"too dark"),
-    ("not_an_image", 400, b"not a picture we can read"),
-])
+@pytest.mark.parametrize(
+    ("photo", "status", "message"),
+    [
+        ("no_face", 400, b"We could not find a face"),
+        ("two_faces", 400, b"We found 2 faces - use a photo with only you in it"),
+        ("tiny_face", 400, b"Your face is too small"),
+        ("dark", 400, b"too dark"),
+        ("not_an_image", 400, b"not a picture we can read"),
+    ],
+)
 def test_bad_photo_is_refused(kiosk, media, photo, status, message, stored_files, user_count):
     response = kiosk.register("grace", media[photo])
     assert response.status_code == status
@@ -38,16 +41,19 @@ def test_astronaut_mission_patch_counts_as_a_second_face(kiosk, photos, user_cou
     assert user_count() == 0
 
 
-@pytest.mark.parametrize(("username", "password", "message"), [
-    ("", "correct horse", b"Enter a username"),
-    ("ab", "correct horse", b"Use 3 to 64 letters, digits"),
-    ("x" * 65, "correct horse", b"Use 3 to 64 letters, digits"),
-    ("bad name!", "correct horse", b"Use 3 to 64 letters, digits"),
-    ("grace\n", "correct horse", b"Use 3 to 64 letters, digits"),
-    ("grace", "", b"Enter a password"),
-    ("grace", "short", b"Use 8 to 128 characters"),
-    ("grace", "p" * 129, b"Use 8 to 128 characters"),
-])
+@pytest.mark.parametrize(
+    ("username", "password", "message"),
+    [
+        ("", "correct horse", b"Enter a username"),
+        ("ab", "correct horse", b"Use 3 to 64 letters, digits"),
+        ("x" * 65, "correct horse", b"Use 3 to 64 letters, digits"),
+        ("bad name!", "correct horse", b"Use 3 to 64 letters, digits"),
+        ("grace\n", "correct horse", b"Use 3 to 64 letters, digits"),
+        ("grace", "", b"Enter a password"),
+        ("grace", "short", b"Use 8 to 128 characters"),
+        ("grace", "p" * 129, b"Use 8 to 128 characters"),
+    ],
+)
 def test_bad_fields_are_refused(kiosk, photos, username, password, message, stored_files, user_count):
     response = kiosk.register(username, photos["grace"], password=password)
     assert response.status_code == 400 and message in response.data
@@ -79,8 +85,11 @@ def test_face_already_enrolled_is_refused(kiosk, media, photos, stored_files, us
 
 def test_too_large_upload_gives_413(app, client, user_count, stored_files):
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
-    body = {"username": "grace", "password": "correct horse",
-            "photo": (__import__("io").BytesIO(b"\xff" * (2 * 1024 * 1024)), "big.jpg")}
+    body = {
+        "username": "grace",
+        "password": "correct horse",
+        "photo": (__import__("io").BytesIO(b"\xff" * (2 * 1024 * 1024)), "big.jpg"),
+    }
     response = client.post("/register", data=body, content_type="multipart/form-data")
     assert response.status_code == 413 and b"too large" in response.data
     assert user_count() == 0 and stored_files() == []
@@ -108,6 +117,7 @@ def test_failed_face_photo_write_leaves_nothing(app, kiosk, photos, stored_files
 
     def disk_full(path, data):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(storage, "write_atomically", disk_full)
     response = kiosk.register("grace", photos["grace"])
     assert response.status_code == 503 and b"could not save" in response.data
@@ -121,6 +131,7 @@ def test_failed_commit_leaves_no_face_photo(app, kiosk, photos, stored_files, us
 
     def locked():
         raise OperationalError("COMMIT", {}, Exception("database is locked"))
+
     monkeypatch.setattr(db.session, "commit", locked)
     response = kiosk.register("grace", photos["grace"])
     monkeypatch.undo()
