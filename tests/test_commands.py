@@ -71,3 +71,86 @@ def test_delete_removes_row_templates_and_photo(app, runner, kiosk, photos, stor
 def test_delete_unknown_user_fails(runner):
     result = runner.invoke(args=["users", "delete", "nobody", "--yes"])
     assert result.exit_code == 1 and "no user called nobody" in result.output
+
+
+# --- flask kiosks ... -------------------------------------------------------------------------
+
+
+def test_kiosks_add_prints_a_one_time_path_on_its_last_line(app, runner, stranger):
+    result = runner.invoke(args=["kiosks", "add", "hall"])
+    assert result.exit_code == 0, result.output
+    path = result.output.strip().splitlines()[-1]
+    assert path.startswith("/kiosks/enrol/") and len(path) > 40
+    enrolled = stranger.get(path)
+    assert enrolled.status_code == 302 and "kiosk_device=" in enrolled.headers["Set-Cookie"]
+    cookie = enrolled.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert stranger.get(path).status_code == 404  # used once
+    listed = runner.invoke(args=["kiosks", "list"]).output
+    assert "hall" in listed and "active" in listed
+    again = runner.invoke(args=["kiosks", "add", "hall"])
+    assert again.exit_code != 0 and "registered already" in again.output
+    assert runner.invoke(args=["kiosks", "add", "hall", "--unless-registered"]).exit_code == 0
+
+
+def test_kiosk_secret_is_stored_only_as_a_hash(app, runner, stranger):
+    path = runner.invoke(args=["kiosks", "add", "hall"]).output.strip().splitlines()[-1]
+    secret = stranger.get(path).headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    with app.app_context():
+        from models import KioskDevice
+
+        device = db.session.execute(db.select(KioskDevice)).scalar_one()
+        assert secret not in (device.secret_hash, device.enrol_code_hash) and device.secret_hash
+        assert path.rsplit("/", 1)[1] not in str(device.enrol_code_hash)
+
+
+def test_kiosks_revoke_ends_face_login_there(app, runner, stranger):
+    path = runner.invoke(args=["kiosks", "add", "hall"]).output.strip().splitlines()[-1]
+    stranger.get(path)
+    assert stranger.post("/login").status_code != 403
+    assert runner.invoke(args=["kiosks", "revoke", "hall"]).exit_code == 0
+    refused = stranger.post("/login")
+    assert refused.status_code == 403 and b"registered kiosk" in refused.data
+    assert "revoked" in runner.invoke(args=["kiosks", "list"]).output
+    assert runner.invoke(args=["kiosks", "revoke", "nowhere"]).exit_code != 0
+
+
+def test_an_expired_kiosk_link_is_refused(app, runner, stranger):
+    app.config["KIOSK_ENROL_MINUTES"] = -1
+    path = runner.invoke(args=["kiosks", "add", "hall"]).output.strip().splitlines()[-1]
+    refused = stranger.get(path)
+    assert refused.status_code == 404 and b"not valid" in refused.data and b"Back to the start" in refused.data
+
+
+# --- flask faces liveness ---------------------------------------------------------------------
+
+
+def test_faces_liveness_prints_apcer_and_bpcer(app, runner, photos, tmp_path):
+    from media import load_bgr, on_canvas, still_clip, turn_clip, write_video
+
+    grace = on_canvas(load_bgr(photos["grace"]))
+    for label, challenge, frames in (
+        ("genuine", "down", turn_clip(grace, "down", seed=3)),
+        ("photo", "down", still_clip(grace)),
+        ("replay", "up", turn_clip(grace, "down", seed=3)),
+    ):
+        (tmp_path / "clips" / label / challenge).mkdir(parents=True)
+        write_video(tmp_path / "clips" / label / challenge / "1.avi", frames)
+    result = runner.invoke(args=["faces", "liveness", str(tmp_path / "clips")])
+    assert result.exit_code == 0, result.output
+    assert "genuine: 1 clips, 0 refused, BPCER 0.0%" in result.output
+    assert "attack photo: 1 clips, 0 accepted, APCER 0.0%" in result.output
+    assert "attack replay: 1 clips, 0 accepted, APCER 0.0%" in result.output
+    as_json = runner.invoke(args=["faces", "liveness", str(tmp_path / "clips"), "--json"])
+    import json
+
+    rates = json.loads(as_json.output[as_json.output.index("{") :])
+    assert rates["genuine"] == {"count": 1, "refused": 0, "bpcer": 0.0}
+
+
+def test_liveness_off_warns_at_start_up(make_app, caplog):
+    make_app(LIVENESS="off")
+    assert any("LIVENESS=off: a photo of an enrolled person logs in" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    make_app(LIVENESS=None)  # the shipped default
+    assert not any("LIVENESS=off" in r.getMessage() for r in caplog.records)

@@ -1,5 +1,6 @@
 """The pickled face-template column: plain lists only, and a tampered row runs nothing."""
 
+import logging
 import math
 import os
 import pickle
@@ -188,3 +189,70 @@ def test_rekey_seals_clear_rows_then_rotates(make_app, photos):
 def test_rekey_needs_a_key(runner):
     result = runner.invoke(args=["faces", "rekey"])
     assert result.exit_code != 0 and "Set FACE_TEMPLATE_KEY" in result.output
+
+
+# --- one loader for stored templates: a bad row never causes a 500 --------------------------
+
+BAD_ROWS = {
+    "garbage": b"\x00\xffnot a pickle at all",
+    "truncated": pickle.dumps([[0.1] * 128])[:40],
+    "foreign": pickle.dumps({"templates": [[0.1] * 128]}),
+    "wrong key": Fernet(Fernet.generate_key()).encrypt(pickle.dumps([[0.1] * 128])),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_ROWS))
+def test_a_bad_first_row_refuses_that_face_only(make_app, kind, photos):
+    # Listen on the models logger itself: alembic's logging set-up (db upgrade) replaces root handlers.
+    records = logging.Handler()
+    records.emit = lambda record: logged.append(record.getMessage())
+    logged = []
+    logging.getLogger("models").addHandler(records)
+    app = make_app()
+    assert app.test_cli_runner().invoke(args=["db", "upgrade"]).exit_code == 0
+    client = app.test_client()
+    register_kiosk(app, client)
+    kiosk = Kiosk(app, client)
+    assert kiosk.register("grace", photos["grace"]).status_code == 302  # user 1: the first row
+    assert kiosk.register("luis", photos["luis"]).status_code == 302
+    runner = app.test_cli_runner()
+    runner.invoke(args=["users", "create-admin", "boss"], input="s3cret pass\ns3cret pass\n")
+    with app.app_context():
+        db.session.execute(text("UPDATE users SET face_encodings = :p WHERE id = 1"), {"p": BAD_ROWS[kind]})
+        db.session.commit()
+
+    refused = kiosk.face_login()
+    assert refused.status_code == 401, refused.data[-900:]  # Grace's face is refused...
+    assert any("refused face templates of user 1" in message for message in logged)
+    logging.getLogger("models").removeHandler(records)
+    kiosk.look(kiosk.app.config["CAMERA_SOURCE"].replace("grace", "luis"))
+    assert kiosk.face_login().headers["Location"] == "/protected"  # ...everyone else's works
+    kiosk.client.post("/logout")
+
+    assert kiosk.password_login("grace", "correct horse").headers["Location"] == "/protected"
+    own = kiosk.client.get("/protected")
+    assert own.status_code == 200 and b"could not be read" in own.data
+    kiosk.client.post("/logout")
+    assert kiosk.password_login("boss", "s3cret pass").headers["Location"] == "/protected"
+    admin = kiosk.client.get("/admin")
+    assert admin.status_code == 200 and b"unreadable" in admin.data and b"luis" in admin.data
+    assert "unreadable face data" in runner.invoke(args=["users", "list"]).output
+    # Start-up reads the first rows: one bad row must stop neither the app nor `flask db upgrade`.
+    restarted = make_app()
+    assert restarted.test_cli_runner().invoke(args=["db", "upgrade"]).exit_code == 0
+
+
+def test_a_locked_attempt_records_its_liveness(app, kiosk, photos, blink_media):
+    from models import LoginAttempt
+
+    app.config["LIVENESS"] = "blink"
+    kiosk.register("grace", photos["grace"])
+    with app.app_context():
+        grace = User.by_username("grace")
+        grace.face_disabled = True
+        db.session.commit()
+    kiosk.look(blink_media["grace_blinks"])
+    assert kiosk.face_login().status_code == 403
+    with app.app_context():
+        row = db.session.execute(db.select(LoginAttempt).order_by(LoginAttempt.id.desc())).scalars().first()
+        assert (row.outcome, row.liveness) == ("locked", "passed")

@@ -4,11 +4,12 @@ Pure functions over numpy arrays, used by `flask faces evaluate`; nothing here k
 """
 
 import os
-from itertools import combinations
+from itertools import combinations, islice
 
+import cv2
 import numpy as np
 
-from facelogin.engine import faces
+from facelogin.engine import faces, liveness
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -147,7 +148,6 @@ def list_liveness_clips(root):
 
 def read_clip(path):
     """Yield the RGB frames of a video file, or of a folder's images in name order."""
-    import cv2
 
     if os.path.isdir(path):
         for name in sorted(os.listdir(path)):
@@ -183,3 +183,21 @@ def liveness_rates(results):
     for row in attacks.values():
         row["apcer"] = row["accepted"] / row["count"]
     return {"genuine": genuine, "attacks": dict(sorted(attacks.items()))}
+
+
+def presentation_accepted(rgb_frames, challenge, tolerance, max_frames, **watch):
+    """Return True if a clip answers `challenge` with a live movement by one person throughout.
+
+    The same checks as a login, without a gallery: the movement (`liveness.watch_for_challenge`),
+    then the start and peak frames must show faces within `tolerance` of each other.
+    """
+    movement = liveness.watch_for_challenge(islice(rgb_frames, max_frames), challenge, **watch)
+    if movement.reason is not None or not movement.frames:
+        return False
+    encodings = []
+    for rgb in movement.frames:
+        check = faces.find_single_face(rgb, watch.get("min_face_height", 80), watch.get("detect_width", 320), quick=True)
+        if check.problem:
+            return False
+        encodings.append(faces.encode_face(rgb, check.box))
+    return bool(faces.face_distance(encodings[1:], encodings[0]).max() <= tolerance)

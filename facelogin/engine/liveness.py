@@ -220,6 +220,31 @@ def parallax(points_a, points_b, challenge):
     return float(res[_NOSE_TIP].mean(axis=0) @ np.array(_NOSE_WAY[challenge]) / eye_distance(points_b))
 
 
+_NOSE_REGION = np.r_[27:36]  # the nose from its bridge to its nostrils, in the start frame
+
+
+def texture_parallax(start, end, points, challenge, min_nose=3, min_rest=8):
+    """Return how far the nose's texture moved beyond the rest of the face's, towards `challenge`, over eye distance.
+
+    `start` and `end` are texture points tracked from the start frame to the peak
+    (track_texture()), `points` the start frame's 68 landmarks. A homography is fitted
+    to the points outside the nose, and the measure is the median displacement of the
+    points on the nose beyond it, along the asked direction. Like parallax(), but on
+    texture: dlib only outlines the nose on a near-frontal face, where it fits well,
+    and cannot bend the result by re-fitting a foreshortened photo at the peak. None
+    when fewer than `min_nose` points on the nose or `min_rest` elsewhere survived.
+    """
+    import cv2
+
+    centre = points[[30, 31, 33, 35]].mean(axis=0)
+    nose = cv2.convexHull(((points[_NOSE_REGION] - centre) * 1.3 + centre).astype(np.float32))
+    on_nose = np.array([cv2.pointPolygonTest(nose, (float(x), float(y)), False) >= 0 for x, y in start], bool)
+    if on_nose.sum() < min_nose or (~on_nose).sum() < min_rest:
+        return None
+    res = _homography_residuals(start, end, ~on_nose)
+    return float(np.median(res[on_nose] @ np.array(_NOSE_WAY[challenge])) / eye_distance(points))
+
+
 class Movement(NamedTuple):
     """What a challenge burst showed: frames for the identity check (empty unless passed) and why not."""
 
@@ -237,6 +262,181 @@ class _Seen(NamedTuple):
     rgb: object
     points: object
     pose: tuple  # (yaw, pitch, roll)
+    grey: tuple  # (offset, grey crop) of the face region: see face_patch()
+
+
+def face_patch(rgb, points, margin=0.4):
+    """Return ((x, y) offset, grey crop) of the face around its landmarks, with `margin` face sizes each side."""
+    import cv2
+
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    pad = margin * float((hi - lo).max())
+    h, w = rgb.shape[:2]
+    x0, y0 = max(int(lo[0] - pad), 0), max(int(lo[1] - pad), 0)
+    x1, y1 = min(int(hi[0] + pad) + 1, w), min(int(hi[1] + pad) + 1, h)
+    return np.array([x0, y0], np.float32), cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+
+
+_LK = {
+    "winSize": (15, 15),
+    "maxLevel": 2,
+    "criteria": (3, 20, 0.03),  # cv2.TERM_CRITERIA_COUNT | EPS, 20 iterations, 0.03 px
+}
+
+
+def track_texture(patches, points, shrink=0.8, max_points=200, max_fb=0.5):
+    """Track the face's texture through `patches` (face_patch() of consecutive frames, first = start).
+
+    Corners are picked inside the convex hull of the start frame's landmarks `points`
+    shrunk by `shrink` about their centre (no hair, background or face edge), then
+    followed frame to frame with pyramidal Lucas-Kanade; a point is dropped as soon as
+    tracking it back lands more than `max_fb` px from where it came from. Returns
+    (start, end): the surviving points in the first and the last frame, image coordinates.
+    """
+    import cv2
+
+    empty = np.empty((0, 2), np.float32)
+    off0, grey0 = patches[0]
+    centre = points.mean(axis=0)
+    hull = cv2.convexHull(((points - centre) * shrink + centre - off0).round().astype(np.int32))
+    mask = np.zeros_like(grey0)
+    cv2.fillConvexPoly(mask, hull, 255)
+    gap = max(3.0, eye_distance(points) / 15)
+    found = cv2.goodFeaturesToTrack(grey0, max_points, 0.01, gap, mask=mask, blockSize=5)
+    if found is None:
+        return empty, empty
+    start = found.reshape(-1, 2) + off0
+    cur = start.copy()
+    for (off_a, grey_a), (off_b, grey_b) in zip(patches, patches[1:]):
+        # The two frames' patches differ a little in place and size: follow within their overlap.
+        lo = np.maximum(off_a, off_b)
+        hi = np.minimum(off_a + grey_a.shape[::-1], off_b + grey_b.shape[::-1])
+        if np.any(hi - lo < 16):
+            return empty, empty
+        grey_a, grey_b = (
+            np.ascontiguousarray(g[int(lo[1] - o[1]) : int(hi[1] - o[1]), int(lo[0] - o[0]) : int(hi[0] - o[0])])
+            for o, g in ((off_a, grey_a), (off_b, grey_b))
+        )
+        off_b = lo
+        a = (cur - lo).reshape(-1, 1, 2).astype(np.float32)
+        b, ok, _ = cv2.calcOpticalFlowPyrLK(grey_a, grey_b, a, a.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK)
+        back, ok_back, _ = cv2.calcOpticalFlowPyrLK(
+            grey_b, grey_a, b, a.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK
+        )
+        keep = (ok.ravel() == 1) & (ok_back.ravel() == 1) & (np.linalg.norm((back - a).reshape(-1, 2), axis=1) < max_fb)
+        start, cur = start[keep], b.reshape(-1, 2)[keep] + off_b
+        if not len(cur):
+            return empty, empty
+    return start, cur
+
+
+class Movement(NamedTuple):
+    """What a challenge burst showed: frames for the identity check (empty unless passed) and why not."""
+
+    frames: tuple  # (start, peak) RGB arrays when the movement passed, else ()
+    reason: str | None  # None, "no_movement", "wrong_way", "flat", "jump", "not_frontal" or a face problem
+    seen: int  # frames read
+    measures: dict  # numbers for the audit and the evaluation: poses, parallax, flatness, steps
+    snapshot: object = None  # the last frame read
+
+
+class _Seen(NamedTuple):
+    """One tracked frame."""
+
+    index: int
+    rgb: object
+    points: object
+    pose: tuple  # (yaw, pitch, roll)
+    grey: tuple  # (offset, grey crop) of the face region: see face_patch()
+
+
+def face_patch(rgb, points, margin=0.4):
+    """Return ((x, y) offset, grey crop) of the face around its landmarks, with `margin` face sizes each side."""
+    import cv2
+
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    pad = margin * float((hi - lo).max())
+    h, w = rgb.shape[:2]
+    x0, y0 = max(int(lo[0] - pad), 0), max(int(lo[1] - pad), 0)
+    x1, y1 = min(int(hi[0] + pad) + 1, w), min(int(hi[1] + pad) + 1, h)
+    return np.array([x0, y0], np.float32), cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+
+
+_LK = {
+    "winSize": (15, 15),
+    "maxLevel": 2,
+    "criteria": (3, 20, 0.03),  # cv2.TERM_CRITERIA_COUNT | EPS, 20 iterations, 0.03 px
+}
+
+
+def track_texture(patches, points, shrink=0.8, max_points=200, max_fb=0.5):
+    """Track the face's texture through `patches` (face_patch() of consecutive frames, first = start).
+
+    Corners are picked inside the convex hull of the start frame's landmarks `points`
+    shrunk by `shrink` about their centre (no hair, background or face edge), then
+    followed frame to frame with pyramidal Lucas-Kanade; a point is dropped as soon as
+    tracking it back lands more than `max_fb` px from where it came from. Returns
+    (start, end): the surviving points in the first and the last frame, image coordinates.
+    """
+    import cv2
+
+    empty = np.empty((0, 2), np.float32)
+    off0, grey0 = patches[0]
+    centre = points.mean(axis=0)
+    hull = cv2.convexHull(((points - centre) * shrink + centre - off0).round().astype(np.int32))
+    mask = np.zeros_like(grey0)
+    cv2.fillConvexPoly(mask, hull, 255)
+    gap = max(3.0, eye_distance(points) / 15)
+    found = cv2.goodFeaturesToTrack(grey0, max_points, 0.01, gap, mask=mask, blockSize=5)
+    if found is None:
+        return empty, empty
+    start = found.reshape(-1, 2) + off0
+    cur = start.copy()
+    for (off_a, grey_a), (off_b, grey_b) in zip(patches, patches[1:]):
+        # The two frames' patches differ a little in place and size: follow within their overlap.
+        lo = np.maximum(off_a, off_b)
+        hi = np.minimum(off_a + grey_a.shape[::-1], off_b + grey_b.shape[::-1])
+        if np.any(hi - lo < 16):
+            return empty, empty
+        grey_a, grey_b = (
+            np.ascontiguousarray(g[int(lo[1] - o[1]) : int(hi[1] - o[1]), int(lo[0] - o[0]) : int(hi[0] - o[0])])
+            for o, g in ((off_a, grey_a), (off_b, grey_b))
+        )
+        off_b = lo
+        a = (cur - lo).reshape(-1, 1, 2).astype(np.float32)
+        b, ok, _ = cv2.calcOpticalFlowPyrLK(grey_a, grey_b, a, a.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK)
+        back, ok_back, _ = cv2.calcOpticalFlowPyrLK(
+            grey_b, grey_a, b, a.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK
+        )
+        keep = (ok.ravel() == 1) & (ok_back.ravel() == 1) & (np.linalg.norm((back - a).reshape(-1, 2), axis=1) < max_fb)
+        start, cur = start[keep], b.reshape(-1, 2)[keep] + off_b
+        if not len(cur):
+            return empty, empty
+    return start, cur
+
+
+def texture_depth(start, end, scale):
+    """Return how far tracked texture points depart from one homography start -> end, over `scale`.
+
+    The homography is the least-median-of-squares fit, and the measure is the median
+    departure it leaves: the smallest median departure any single homography leaves.
+    A flat picture moves all its texture by one homography (tracking noise only);
+    a real head moves its nose, eyes and cheeks by different ones.
+    """
+    import cv2
+
+    if len(start) < 12:
+        return None
+    hm, _ = cv2.findHomography(start, end, cv2.LMEDS)
+    if hm is None:
+        return None
+    res = np.linalg.norm(end - cv2.perspectiveTransform(start[None].astype(np.float64), hm)[0], axis=1)
+    return {
+        "lmeds_med": float(np.median(res) / scale),
+        "lmeds_q75": float(np.quantile(res, 0.75) / scale),
+        "lmeds_q90": float(np.quantile(res, 0.9) / scale),
+        "n": len(start),
+    }
 
 
 def spread(landmarks):
@@ -294,6 +494,7 @@ def watch_for_challenge(
     cross_need = 1.5 * need[1 - axis]
     problems, measures = {}, {}
     start, peak, prev, gap, reached, wrong = None, [], None, 0, 0, 0
+    moving = []  # every frame with a face since the start, for the texture check
     steady = deque(maxlen=start_frames)
     best, since_best, rgb, seen, reason = -np.inf, 0, None, 0, None
     max_step = {"shift": 0.0, "scale": 1.0, "turn": 0.0}  # the largest accepted frame-to-frame steps
@@ -304,11 +505,11 @@ def watch_for_challenge(
             problems[problem] = problems.get(problem, 0) + 1
             gap += 1
             if gap > max_gap:  # the face was lost: whatever follows must start afresh
-                start, prev, peak, reached, best = None, None, [], 0, -np.inf
+                start, prev, peak, reached, best, moving = None, None, [], 0, -np.inf, []
                 steady.clear()
             continue
         points = faces.face_landmarks(rgb, box)
-        cur = _Seen(seen - 1, rgb, points, head_pose(points, rgb.shape))
+        cur = _Seen(seen - 1, rgb, points, head_pose(points, rgb.shape), face_patch(rgb, points))
         if prev is not None:
             step = _step(prev, cur)
             # Faster than any head moves between two frames (allowing for frames without a face):
@@ -344,6 +545,7 @@ def watch_for_challenge(
                     start = (tuple(float(v) for v in centre[:2]), list(steady))
                     measures["start_pose"] = [round(float(v), 1) for v in centre]
             continue
+        moving.append(cur)
         moved = np.subtract(cur.pose[:2], start[0])
         progress = sign * moved[axis]
         astray = reached == 0 and (progress <= -need[axis] or abs(moved[1 - axis]) >= cross_need)
@@ -382,6 +584,11 @@ def watch_for_challenge(
     summit = np.mean([s.points for s in top], axis=0)
     depth = parallax(origin, summit, challenge)
     peak_pose = top[0].pose
+    base = start[1][-1]
+    chain = [base] + [s for s in moving if s.index <= top[0].index]
+    tracked = track_texture([s.grey for s in chain], base.points)
+    texture = texture_depth(*tracked, eye_distance(base.points))
+    measures["texture"] = texture
     measures.update(
         {
             "peak_pose": [round(float(v), 1) for v in peak_pose],

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from flask import current_app, session
 from sqlalchemy import func
 
+from facelogin.config import LOGIN_MODES
 from facelogin.engine import faces, liveness
 from facelogin.engine.camera import CameraError, kiosk_frames
 from facelogin.services import storage
@@ -23,7 +24,7 @@ from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import verify_password
 from models import LoginAttempt, User, as_utc, db, utcnow
 
-FACE_MODES = ("face", "username+face", "face+password")
+FACE_MODES = LOGIN_MODES  # every login mode but the password fallback uses the face
 FACE_MESSAGES = {
     "not_recognised": "Face not recognised - try again, or log in with your password",
     "no_face": "No face seen - stand in front of the camera and look at it",

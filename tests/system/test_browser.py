@@ -23,9 +23,15 @@ from media import alter, load_bgr, on_canvas, still_clip, turn_clip, write_video
 from models import User, db
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"  # the repository root's
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def write_y4m(path, frames, fps=15):
@@ -77,6 +83,7 @@ class Site:
     def register(self, username, photo, password="correct horse"):
         """Enrol a user directly, through the same registration code as the pages."""
         from facelogin.services.enrolment import register_user
+
         with self.app.app_context():
             register_user(username, password, photo)
 
@@ -86,11 +93,17 @@ def site(tmp_path_factory, media):
     """Serve a fresh app (CSRF on, as in production) on a free port of 127.0.0.1."""
     d = tmp_path_factory.mktemp("site")
     defaults = {"CAMERA_MODE": "server", "CAMERA_SOURCE": media["grace_video"], "KIOSK_IDLE_SECONDS": 120}
-    app = create_app({
-        "SECRET_KEY": "browser-test", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{d / 'site.sqlite'}",
-        "UPLOAD_FOLDER": str(d / "uploads"), "KNOWN_FACES_FOLDER": str(d / "known_faces"),
-        "CAMERA_TIMEOUT": 10.0, "PASSWORD_HASH_METHOD": "scrypt:1024:8:1", **defaults,
-    })
+    app = create_app(
+        {
+            "SECRET_KEY": "browser-test",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{d / 'site.sqlite'}",
+            "UPLOAD_FOLDER": str(d / "uploads"),
+            "KNOWN_FACES_FOLDER": str(d / "known_faces"),
+            "CAMERA_TIMEOUT": 10.0,
+            "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+            **defaults,
+        }
+    )
     app.instance_path = str(d / "instance")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -119,9 +132,16 @@ def chromium():
 def launch(chromium, camera_clip):
     """Start a headless Chromium whose fake camera plays `camera_clip` (a .y4m file), in a new profile."""
     # launch() gives the browser a new temporary user-data dir of its own.
-    return chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS + [
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={camera_clip}"])
+    return chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=ARGS
+        + [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera_clip}",
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +176,10 @@ def open_page(browser, site):
         page = context.new_page()
         page.set_default_timeout(20_000)
         page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("console", lambda m: problems.append(m.text)
-                if m.type == "error" and "Content Security Policy" in m.text else None)
+        page.on(
+            "console",
+            lambda m: problems.append(m.text) if m.type == "error" and "Content Security Policy" in m.text else None,
+        )
         if kiosk:
             register_kiosk(page, site)
         return page
@@ -244,8 +266,10 @@ def test_browser_camera_registers_and_logs_in(page, site):
     expect(page.get_by_role("status").first).to_contain_text("Welcome, grace!")
     page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
     held = []  # hold the posted frames, so that the "looking" state can be seen
-    page.route(re.compile(r".*/login$"),
-               lambda route: held.append(route) if route.request.method == "POST" else route.fallback())
+    page.route(
+        re.compile(r".*/login$"),
+        lambda route: held.append(route) if route.request.method == "POST" else route.fallback(),
+    )
     page.get_by_role("button", name="Log in with my face").click()
     expect(page.get_by_role("button", name="Looking…")).to_be_disabled()
     expect(page.locator("form.face-login")).to_have_attribute("aria-busy", "true")
@@ -262,6 +286,7 @@ def test_admin_page_and_a_confirmed_action(page, site, photos):
     from playwright.sync_api import expect
 
     from facelogin.services import accounts as useradmin
+
     site.register("grace", photos["grace"])
     site.register("luis", photos["luis"])
     with site.app.app_context():
@@ -305,6 +330,7 @@ def test_idle_countdown_returns_to_the_login_page(page, site, photos):
 def blinking_browser(chromium, photos, tmp_path_factory):
     """A second Chromium whose fake camera shows Grace Hopper blinking every two seconds."""
     from media import close_eyes
+
     grace = on_canvas(load_bgr(photos["grace"]))
     shut = close_eyes(grace)
     # 15 fps: open 0.8 s, eyes shut 4 frames (267 ms, a slow blink), open 1.2 s; Chromium loops it.
@@ -335,8 +361,12 @@ def test_browser_camera_with_blink_liveness(blinking_browser, page, open_page, s
 # --- challenge liveness (the default) and the kiosk device credential ---------------------------
 
 CHALLENGE_ALERT = "Please look straight at the camera, then"
-MOVEMENTS = {"left": "turn your head to your left", "right": "turn your head to your right",
-             "up": "tilt your head up", "down": "tilt your head down"}
+MOVEMENTS = {
+    "left": "turn your head to your left",
+    "right": "turn your head to your right",
+    "up": "tilt your head up",
+    "down": "tilt your head down",
+}
 
 
 def shown_challenge(page):
@@ -367,7 +397,8 @@ def test_server_camera_challenge_logs_in(page, site, photos, grace_canvas, tmp_p
     shot(page, "login-challenge")
     # The server camera now shows Grace making that very movement (from the first frame of the clip).
     site.app.config["CAMERA_SOURCE"] = write_video(
-        tmp_path / f"turn-{challenge}.avi", turn_clip(grace_canvas, challenge))
+        tmp_path / f"turn-{challenge}.avi", turn_clip(grace_canvas, challenge)
+    )
     page.get_by_role("button", name="Log in with my face").click()
     page.wait_for_url("**/protected")
     expect(page.get_by_role("heading", name="Hello, grace")).to_be_visible()
