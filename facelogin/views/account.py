@@ -63,9 +63,7 @@ def capture():
         return _page(NEEDS_KIOSK, 403)
     try:
         enrolment.add_template(g.user, enrolment.take_photo(posted_pictures()))
-    except EnrollError as e:
-        return _page(str(e), e.status)
-    except CameraError as e:
+    except (EnrollError, CameraError) as e:
         return _page(str(e), e.status)
     flash(ADDED)
     return redirect(url_for("account.protected"))
