@@ -196,7 +196,9 @@ def presentation_accepted(rgb_frames, challenge, tolerance, max_frames, **watch)
         return False
     encodings = []
     for rgb in movement.frames:
-        check = faces.find_single_face(rgb, watch.get("min_face_height", 80), watch.get("detect_width", 320), quick=True)
+        check = faces.find_single_face(
+            rgb, watch.get("min_face_height", 80), watch.get("detect_width", 320), quick=True
+        )
         if check.problem:
             return False
         encodings.append(faces.encode_face(rgb, check.box))

@@ -21,9 +21,11 @@ def home():
 def _login_page(error=None, status=200, password_open=False):
     """Render the login page with a fresh challenge (when liveness asks for one) and the password fallback."""
     challenge, nonce = attempts.current_challenge() if current_app.config["LIVENESS"] == "challenge" else (None, None)
+    form = FaceLoginForm()
+    form.nonce.data = nonce  # a refused POST carries the used nonce: the page must carry the new one
     page = render_template(
         "login.html",
-        form=FaceLoginForm(nonce=nonce),
+        form=form,
         password_form=PasswordLoginForm(),
         mode=current_app.config["LOGIN_MODE"],
         error=error,

@@ -27,7 +27,7 @@ def test_every_error_status_renders_in_the_layout(failing, code):
     response = failing.test_client().get(f"/test/status/{code}")
     page = response.get_data(as_text=True)
     assert response.status_code == code
-    assert '<header>' in page and 'class="brand"' in page  # the site's layout
+    assert "<header>" in page and 'class="brand"' in page  # the site's layout
     assert 'role="alert"' in page and "Back to the start" in page
 
 
