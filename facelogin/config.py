@@ -7,9 +7,14 @@ misspelt or unsafe value at start-up instead of letting it quietly weaken the lo
 
 import os
 
+from facelogin.engine import templates
+
 LOGIN_MODES = ("face", "username+face", "face+password")
 LIVENESS_MODES = ("challenge", "blink", "off")
 CAMERA_MODES = ("server", "browser")
+KEY_HELP = (
+    "generate one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+)
 
 
 def defaults(app):
@@ -86,6 +91,10 @@ def check(app):
     for key in ("FACE_TOLERANCE", "CAMERA_TIMEOUT", "CHALLENGE_SECONDS", "KIOSK_IDLE_SECONDS"):
         if not isinstance(cfg[key], int | float) or cfg[key] <= 0:
             raise ValueError(f"{key} must be a positive number, not {cfg[key]!r}")
+    try:
+        templates.cipher_for(cfg["FACE_TEMPLATE_KEY"])
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"FACE_TEMPLATE_KEY is not a valid Fernet key: {KEY_HELP}") from e
     if cfg["LIVENESS"] == "off":
         app.logger.warning(
             "LIVENESS=off: a photo of an enrolled person logs in as them. "
