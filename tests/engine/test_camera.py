@@ -1,10 +1,12 @@
 """The camera: every kind of source through the real OpenCV capture path, and clear errors."""
 
+import io
 import threading
 
 import pytest
+from PIL import Image
 
-from facelogin.engine.camera import Camera, CameraError, get_camera, parse_source
+from facelogin.engine.camera import Camera, CameraError, decode_frame, get_camera, kiosk_frames, parse_source
 
 
 def test_parse_source():
@@ -71,3 +73,54 @@ def test_second_reader_waits_then_gets_busy(media):
 def test_one_camera_per_source(media):
     assert get_camera(media["grace_video"]) is get_camera(media["grace_video"])
     assert get_camera("3") is get_camera(3)
+
+
+# --- frames posted by the kiosk browser --------------------------------------------------------
+
+
+def _encoded(fmt, size=(64, 48)):
+    """Return an image of `size` encoded by Pillow in `fmt`."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 150)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_posted_frames_are_bounded_and_decoded_one_at_a_time():
+    read = []
+
+    def picture(i):
+        return lambda: read.append(i) or _encoded("JPEG")
+
+    posted = [picture(i) for i in range(50)]
+    with kiosk_frames(None, 3, 1.0, browser=True, posted=posted) as frames:
+        first = next(frames)
+        assert first.shape == (48, 64, 3) and read == [0]  # nothing decoded ahead of need
+        assert len(list(frames)) == 2 and read == [0, 1, 2]  # never more than the count asked for
+
+
+@pytest.mark.parametrize(
+    ("data", "ok"),
+    [
+        (_encoded("JPEG"), True),
+        (_encoded("PNG"), True),
+        (_encoded("WEBP"), True),
+        (_encoded("GIF"), False),
+        (_encoded("TIFF"), False),
+        (_encoded("PNG", (2000, 1500)), False),  # more pixels than a webcam frame
+        (b"not a picture", False),
+    ],
+)
+def test_posted_frames_accept_only_webcam_pictures(data, ok):
+    if ok:
+        assert decode_frame(data).ndim == 3
+    else:
+        with pytest.raises(CameraError) as refused:
+            decode_frame(data)
+        assert refused.value.reason == "bad_frame" and refused.value.status == 400
+
+
+def test_posted_frames_must_fit_the_camera_mode():
+    for browser, posted, reason in ((True, [], "needs_browser"), (False, [_encoded("JPEG")], "needs_server")):
+        with pytest.raises(CameraError) as refused, kiosk_frames(None, 3, 1.0, browser, posted):
+            pass
+        assert refused.value.reason == reason and refused.value.status == 409
