@@ -25,7 +25,7 @@ install-dev: $(VENV)/.installed-dev
 # The first run registers this machine's browser as the kiosk: open the printed link in it.
 run: install
 	$(BIN)/flask db upgrade
-	@$(BIN)/flask kiosks add kiosk --unless-registered
+	@$(BIN)/flask kiosks add kiosk --unless-registered --base http://127.0.0.1:5000
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
 # Production serving: waitress threads in one process, which owns the kiosk camera.

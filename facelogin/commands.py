@@ -210,7 +210,8 @@ def _when(moment):
 @kiosks_cli.command("add")
 @click.argument("name")
 @click.option("--unless-registered", is_flag=True, help="Say so and succeed if NAME is registered already.")
-def kiosks_add_command(name, unless_registered):
+@click.option("--base", default="", help="This server's address, to print the whole link (e.g. http://127.0.0.1:5000).")
+def kiosks_add_command(name, unless_registered, base):
     """Register kiosk NAME: prints a one-time path to open in that kiosk's browser (last line)."""
     try:
         code = sessions.add_device(name)
@@ -219,12 +220,11 @@ def kiosks_add_command(name, unless_registered):
             click.echo(f"Kiosk {name} is registered already (revoke it with `flask kiosks revoke {name}`).")
             return
         raise click.ClickException(str(e)) from e
+    path = f"/kiosks/enrol/{code}"
     minutes = current_app.config["KIOSK_ENROL_MINUTES"]
-    click.echo(
-        f"Kiosk {name} added. Within {minutes} minutes, open this path on this server in the kiosk's "
-        f"browser (for `make run`: http://127.0.0.1:5000 followed by the path):"
-    )
-    click.echo(f"/kiosks/enrol/{code}")
+    where = f"open {base.rstrip('/')}{path}" if base else "open this path on this server"
+    click.echo(f"Kiosk {name} added. Within {minutes} minutes, {where} in the kiosk's browser, once:")
+    click.echo(path)
 
 
 @kiosks_cli.command("list")
