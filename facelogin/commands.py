@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from facelogin.config import challenge_bars
 from facelogin.engine import evaluate
 from facelogin.services import accounts, sessions
 from facelogin.services.gallery import get_gallery
@@ -87,8 +88,7 @@ def liveness_command(folder, as_json):
                 challenge,
                 cfg["FACE_TOLERANCE"],
                 cfg["CHALLENGE_FRAMES"],
-                min_face_height=cfg["MIN_FACE_HEIGHT"],
-                detect_width=cfg["DETECT_WIDTH"],
+                **challenge_bars(cfg),
             )
             results.append((label, accepted))
     rates = evaluate.liveness_rates(results)

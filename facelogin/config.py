@@ -39,6 +39,12 @@ def defaults(app):
         BLINK_MAX_FRAMES=12,  # 2-12 closed frames: about 70-400 ms at 30 fps
         CHALLENGE_FRAMES=90,  # frames watched for the head movement: 3 s at 30 fps
         CHALLENGE_SECONDS=4.0,  # the most time the movement may take, whatever the frame rate
+        # The bars of the movement (engine/liveness.py explains each; README "Liveness" has the measures):
+        CHALLENGE_MIN_YAW=10.0,  # degrees of turn from the start pose (a real 20 degree turn reads 14-17)
+        CHALLENGE_MIN_PITCH=8.0,  # degrees of tilt (a real 15 degree tilt reads 9-14)
+        CHALLENGE_MIN_DEPTH=0.025,  # the nose landmarks' parallax on a turn, in eye distances
+        CHALLENGE_MIN_DEPTH_PITCH=0.04,  # the same on a tilt
+        CHALLENGE_MIN_TEXTURE=0.008,  # the nose texture's parallax, in eye distances (flat sheets: < 0.004)
         LOGIN_MODE="face",  # or "username+face" (1:1) or "face+password"
         MAX_TEMPLATES=5,
         LOCKOUT_AFTER=5,
@@ -61,6 +67,19 @@ def defaults(app):
         WTF_CSRF_ENABLED=True,
         FACE_TEMPLATE_KEY=None,  # Fernet key(s), newest first: templates encrypted at rest
     )
+
+
+def challenge_bars(cfg):
+    """Return the challenge settings as the keyword arguments of liveness.watch_for_challenge."""
+    return {
+        "min_yaw": cfg["CHALLENGE_MIN_YAW"],
+        "min_pitch": cfg["CHALLENGE_MIN_PITCH"],
+        "min_depth": cfg["CHALLENGE_MIN_DEPTH"],
+        "min_depth_pitch": cfg["CHALLENGE_MIN_DEPTH_PITCH"],
+        "min_texture": cfg["CHALLENGE_MIN_TEXTURE"],
+        "min_face_height": cfg["MIN_FACE_HEIGHT"],
+        "detect_width": cfg["DETECT_WIDTH"],
+    }
 
 
 def _one_of(app, key, allowed):
@@ -88,7 +107,17 @@ def check(app):
     ):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ValueError(f"{key} must be a whole number of at least 1, not {cfg[key]!r}")
-    for key in ("FACE_TOLERANCE", "CAMERA_TIMEOUT", "CHALLENGE_SECONDS", "KIOSK_IDLE_SECONDS"):
+    for key in (
+        "FACE_TOLERANCE",
+        "CAMERA_TIMEOUT",
+        "CHALLENGE_SECONDS",
+        "KIOSK_IDLE_SECONDS",
+        "CHALLENGE_MIN_YAW",
+        "CHALLENGE_MIN_PITCH",
+        "CHALLENGE_MIN_DEPTH",
+        "CHALLENGE_MIN_DEPTH_PITCH",
+        "CHALLENGE_MIN_TEXTURE",
+    ):
         if not isinstance(cfg[key], int | float) or cfg[key] <= 0:
             raise ValueError(f"{key} must be a positive number, not {cfg[key]!r}")
     try:

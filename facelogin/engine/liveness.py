@@ -11,6 +11,7 @@ from collections import deque
 from statistics import median
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 
 from facelogin.engine import faces
@@ -158,8 +159,6 @@ def head_pose(landmarks, frame_shape):
     on a generic head with focal length = frame width, so they carry a per-face offset
     (pitch most): compare poses of one face rather than trusting absolute values.
     """
-    import cv2
-
     h, w = frame_shape[:2]
     camera = np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1]], dtype=np.float64)
     image = np.asarray(landmarks, dtype=np.float64)[_MODEL_IDS]
@@ -187,8 +186,6 @@ def eye_distance(landmarks):
 
 def _homography_residuals(points_a, points_b, fit):
     """Return the residual vectors of every point after the least-squares homography of the `fit` points."""
-    import cv2
-
     a, b = np.asarray(points_a, np.float64), np.asarray(points_b, np.float64)
     hm, _ = cv2.findHomography(a[fit], b[fit], 0)  # 0: plain least squares, every point counts
     if hm is None:
@@ -234,8 +231,6 @@ def texture_parallax(start, end, points, challenge, min_nose=3, min_rest=8):
     fits well, and cannot bend the result by re-fitting a foreshortened photo at the
     peak. None when fewer than `min_nose` points on the nose or `min_rest` off it survived.
     """
-    import cv2
-
     centre = points[[30, 31, 33, 35]].mean(axis=0)
     nose = cv2.convexHull(((points[_NOSE_REGION] - centre) * 1.3 + centre).astype(np.float32))
     on_nose = np.array([cv2.pointPolygonTest(nose, (float(x), float(y)), False) >= 0 for x, y in start], bool)
@@ -247,8 +242,6 @@ def texture_parallax(start, end, points, challenge, min_nose=3, min_rest=8):
 
 def face_patch(rgb, points, margin=0.3):
     """Return ((x, y) offset, grey crop) of the face around its landmarks, `margin` face sizes wider each side."""
-    import cv2
-
     lo, hi = points.min(axis=0), points.max(axis=0)
     pad = margin * float((hi - lo).max())
     h, w = rgb.shape[:2]
@@ -270,8 +263,6 @@ def track_texture(patches, points, shrink=0.8, max_points=200, max_fb=0.5):
     tracking it back lands more than `max_fb` px from where it came from. Returns
     (start, end): the surviving points in the first and the last frame, image coordinates.
     """
-    import cv2
-
     empty = np.empty((0, 2), np.float32)
     off0, grey0 = patches[0]
     centre = points.mean(axis=0)

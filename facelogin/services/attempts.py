@@ -16,7 +16,7 @@ from typing import NamedTuple
 from flask import current_app, session
 from sqlalchemy import func
 
-from facelogin.config import LOGIN_MODES
+from facelogin.config import LOGIN_MODES, challenge_bars
 from facelogin.engine import faces, liveness
 from facelogin.engine.camera import CameraError, kiosk_frames
 from facelogin.services import storage
@@ -243,7 +243,7 @@ def _watch(frames, challenge):
             max_closed=cfg["BLINK_MAX_FRAMES"],
             **common,
         )
-    return liveness.watch_for_challenge(frames, challenge, **common)
+    return liveness.watch_for_challenge(frames, challenge, **challenge_bars(cfg))
 
 
 def face_login(index=None, posted=(), challenge=None):
