@@ -227,8 +227,9 @@ def may_watch_camera():
 
 
 def page_context():
-    """Give every page the camera mode and whether it may show the live camera view."""
-    return {"camera_mode": current_app.config["CAMERA_MODE"], "can_preview": may_watch_camera()}
+    """Give every page the camera mode, and a test of whether it may show the live camera view."""
+    # A callable: only the pages that show the camera pay for the device look-up.
+    return {"camera_mode": current_app.config["CAMERA_MODE"], "can_preview": may_watch_camera}
 
 
 def init_app(app):
