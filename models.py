@@ -146,6 +146,19 @@ class LoginAttempt(db.Model):
     snapshot: Mapped[str | None] = mapped_column(String(255))
 
 
+class LoginChallenge(db.Model):
+    """A head movement drawn for one login attempt, kept server-side so that it can be used only once."""
+
+    __tablename__ = "login_challenges"
+
+    # The session cookie is signed but lives in the browser: a saved copy could replay a challenge,
+    # so the server itself records which nonces were issued and which were used.
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class KioskDevice(db.Model):
     """A kiosk browser allowed to use face login: its name and the hash of its device secret."""
 

@@ -17,6 +17,19 @@ def register_kiosk(app, client, name=None):
     return name
 
 
+def force_challenge(app, client, direction):
+    """Make `client`'s next login page ask for `direction`, as if the server had drawn it."""
+    from models import LoginChallenge, db
+
+    nonce = secrets.token_urlsafe(16)
+    with app.app_context():
+        db.session.add(LoginChallenge(nonce=nonce, direction=direction))
+        db.session.commit()
+    with client.session_transaction() as session:
+        session["challenge"] = nonce
+    return nonce
+
+
 def page_challenge(page):
     """Return the (challenge, nonce) a login page carries, or (None, None)."""
     challenge = re.search(rb'data-challenge="([a-z]+)"', page)

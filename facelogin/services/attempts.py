@@ -22,7 +22,7 @@ from facelogin.engine.camera import CameraError, kiosk_frames
 from facelogin.services import storage
 from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import verify_password
-from models import LoginAttempt, User, as_utc, db, utcnow
+from models import LoginAttempt, LoginChallenge, User, as_utc, db, utcnow
 
 FACE_MODES = LOGIN_MODES  # every login mode but the password fallback uses the face
 FACE_MESSAGES = {
@@ -67,29 +67,48 @@ class Outcome(NamedTuple):
 # --- the challenge ---------------------------------------------------------------------------
 
 
+CHALLENGE_LIFETIME = timedelta(minutes=10)  # a login page left open longer draws a new movement
+
+
 def issue_challenge():
     """Draw a new random head movement for this session's next attempt; return (challenge, nonce)."""
+    now = clock()
     challenge, nonce = secrets.choice(liveness.CHALLENGES), secrets.token_urlsafe(16)
-    session["challenge"] = {"direction": challenge, "nonce": nonce}
+    db.session.execute(db.delete(LoginChallenge).where(LoginChallenge.issued_at < now - timedelta(days=1)))
+    db.session.add(LoginChallenge(nonce=nonce, direction=challenge, issued_at=now))
+    db.session.commit()
+    session["challenge"] = nonce
     return challenge, nonce
 
 
 def current_challenge():
-    """Return this session's pending (challenge, nonce), drawing one if there is none."""
-    pending = session.get("challenge")
-    if isinstance(pending, dict) and pending.get("direction") in liveness.CHALLENGES:
-        return pending["direction"], pending["nonce"]
+    """Return this session's pending (challenge, nonce), drawing one if there is none or it is used or old."""
+    nonce = session.get("challenge")
+    pending = db.session.get(LoginChallenge, nonce) if isinstance(nonce, str) else None
+    if pending is not None and pending.used_at is None and as_utc(pending.issued_at) > clock() - CHALLENGE_LIFETIME:
+        return pending.direction, nonce
     return issue_challenge()
 
 
 def take_challenge(nonce):
-    """Use up this session's challenge; return its direction if `nonce` is the one issued with it."""
-    pending = session.pop("challenge", None)
-    if not isinstance(pending, dict) or pending.get("direction") not in liveness.CHALLENGES:
+    """Use up this session's challenge; return its direction if `nonce` is the one issued with it, once only."""
+    mine = session.pop("challenge", None)
+    if not nonce or not isinstance(mine, str) or not secrets.compare_digest(mine, str(nonce)):
         return None
-    if not nonce or not secrets.compare_digest(str(pending.get("nonce", "")), str(nonce)):
-        return None
-    return pending["direction"]
+    now = clock()
+    # One statement marks it used: of two requests racing with one nonce (or a replayed
+    # copy of an old session cookie), only one finds it unused.
+    used = db.session.execute(
+        db.update(LoginChallenge)
+        .where(
+            LoginChallenge.nonce == mine,
+            LoginChallenge.used_at.is_(None),
+            LoginChallenge.issued_at > now - CHALLENGE_LIFETIME,
+        )
+        .values(used_at=now)
+    )
+    db.session.commit()
+    return db.session.get(LoginChallenge, mine).direction if used.rowcount == 1 else None
 
 
 def movement_message(challenge):

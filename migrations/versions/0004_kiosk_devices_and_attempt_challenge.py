@@ -1,4 +1,4 @@
-"""kiosk devices, and the challenge of each login attempt
+"""kiosk devices, login challenges, and the challenge of each login attempt
 
 Revision ID: 0004
 Revises: 0003
@@ -32,6 +32,15 @@ def upgrade():
         sa.UniqueConstraint('enrol_code_hash'),
         sa.UniqueConstraint('secret_hash'),
     )
+    op.create_table(
+        'login_challenges',
+        sa.Column('nonce', sa.String(length=32), nullable=False),
+        sa.Column('direction', sa.String(length=8), nullable=False),
+        sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint('nonce'),
+    )
+    op.create_index(op.f('ix_login_challenges_issued_at'), 'login_challenges', ['issued_at'], unique=False)
     # Added in place (no batch copy), like revision 0002: a SQLite table rebuild would
     # drop the expression index on usernames.
     with op.batch_alter_table('login_attempts', recreate='never') as batch_op:
@@ -41,4 +50,6 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table('login_attempts') as batch_op:
         batch_op.drop_column('challenge')
+    op.drop_index(op.f('ix_login_challenges_issued_at'), table_name='login_challenges')
+    op.drop_table('login_challenges')
     op.drop_table('kiosk_devices')

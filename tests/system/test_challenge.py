@@ -5,7 +5,7 @@ import io
 
 import cv2
 import pytest
-from driver import Kiosk, page_challenge, register_kiosk
+from driver import Kiosk, force_challenge, page_challenge, register_kiosk
 
 from facelogin.config import defaults
 from facelogin.services import accounts
@@ -43,8 +43,7 @@ def live(make_app, photos):
 def _attempt(kiosk, clip_for, challenge=None):
     """Open the login page (drawn to ask for `challenge` if given), show the clip for its challenge, press."""
     if challenge is not None:
-        with kiosk.client.session_transaction() as session:
-            session["challenge"] = {"direction": challenge, "nonce": "n" * 22}
+        force_challenge(kiosk.app, kiosk.client, challenge)
     challenge, nonce = kiosk.challenge()
     kiosk.look(clip_for(challenge))
     return challenge, kiosk.face_login(nonce=nonce)
@@ -179,3 +178,24 @@ def test_a_refused_page_carries_the_new_nonce(live, clips):
     assert refused.status_code == 401 and fresh_nonce and fresh_nonce != nonce
     live.look(clips[f"turn_{fresh_challenge}"])
     assert live.face_login(nonce=fresh_nonce).headers["Location"] == "/protected"  # straight from that page
+
+
+def test_a_replayed_session_cookie_cannot_reuse_a_challenge(live, clips):
+    # The session cookie lives in the browser: a saved copy must not bring back a used challenge
+    # (it would let a recording of one movement answer every time).
+    challenge, nonce = live.challenge()
+    saved = live.client.get_cookie("session").value
+    live.look(clips[f"turn_{challenge}"])
+    assert live.face_login(nonce=nonce).headers["Location"] == "/protected"
+    live.client.post("/logout")
+    live.client.set_cookie("session", saved)
+    replayed = live.face_login(nonce=nonce)
+    assert replayed.status_code == 400 and b"expired" in replayed.data
+    assert live.client.get("/protected").status_code == 302
+
+
+def test_an_old_challenge_expires(live, clips, clock):
+    challenge, nonce = live.challenge()
+    clock.advance(11 * 60)
+    live.look(clips[f"turn_{challenge}"])
+    assert live.face_login(nonce=nonce).status_code == 400
