@@ -1,5 +1,6 @@
 """Forms: field rules and messages; every form carries Flask-WTF's CSRF token."""
 
+from flask import request
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import HiddenField, PasswordField, StringField
@@ -64,6 +65,11 @@ class PasswordLoginForm(FlaskForm):
 
     username = StringField("Username", validators=[InputRequired("Enter your username")])
     password = PasswordField("Password", validators=[InputRequired("Enter your password")])
+
+
+def posted_pictures():
+    """Return readers of the camera pictures the kiosk browser posted as `frame` files, in order."""
+    return [f.read for f in request.files.getlist("frame") if f.filename]
 
 
 def first_error(form):

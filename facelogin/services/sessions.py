@@ -132,6 +132,9 @@ def set_security_headers(response):
 # that path stores a long-lived random secret in an HttpOnly cookie. The database keeps only
 # SHA-256 hashes: the secrets are 256-bit random, so a plain hash cannot be guessed backwards.
 DEVICE_COOKIE = "kiosk_device"
+NEEDS_KIOSK = "{} works only on a registered kiosk - ask staff to register this kiosk, or {}"
+NEEDS_KIOSK_TO_LOGIN = NEEDS_KIOSK.format("Face login", "log in with your password")
+NEEDS_KIOSK_FOR_CAMERA = NEEDS_KIOSK.format("The kiosk camera", "use a photo file")
 DEVICE_COOKIE_DAYS = 5 * 365
 SEEN_EVERY = timedelta(minutes=5)  # how often last_seen_at is written
 

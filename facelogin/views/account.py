@@ -3,11 +3,10 @@
 from flask import Blueprint, flash, g, redirect, render_template, url_for
 
 from facelogin.engine.camera import CameraError
-from facelogin.forms import ActionForm, PhotoForm, first_error
+from facelogin.forms import ActionForm, PhotoForm, first_error, posted_pictures
 from facelogin.services import enrolment, storage
 from facelogin.services.enrolment import EnrollError
-from facelogin.services.sessions import current_device, login_required
-from facelogin.views.register import NEEDS_KIOSK, posted_pictures
+from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, current_device, login_required
 
 bp = Blueprint("account", __name__, url_prefix="/protected")
 ADDED = "Photo added: the kiosk now knows you from one more picture."
@@ -60,7 +59,7 @@ def add():
 def capture():
     """Add another photo of the logged-in user, taken with the kiosk camera."""
     if current_device() is None:
-        return _page(NEEDS_KIOSK, 403)
+        return _page(NEEDS_KIOSK_FOR_CAMERA, 403)
     try:
         enrolment.add_template(g.user, enrolment.take_photo(posted_pictures()))
     except (EnrollError, CameraError) as e:

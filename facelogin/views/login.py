@@ -2,14 +2,11 @@
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from facelogin.forms import ActionForm, FaceLoginForm, PasswordLoginForm, first_error
+from facelogin.forms import ActionForm, FaceLoginForm, PasswordLoginForm, first_error, posted_pictures
 from facelogin.services import attempts
-from facelogin.services.sessions import current_device, login_user, logout_user, safe_next
+from facelogin.services.sessions import NEEDS_KIOSK_TO_LOGIN, current_device, login_user, logout_user, safe_next
 
 bp = Blueprint("login", __name__)
-NEEDS_KIOSK = (
-    "Face login works only on a registered kiosk - ask staff to register this kiosk, or log in with your password"
-)
 
 
 @bp.get("/")
@@ -52,14 +49,13 @@ def login():
     if not form.is_submitted():
         return _login_page()
     if current_device() is None:
-        return _login_page(NEEDS_KIOSK, 403)
+        return _login_page(NEEDS_KIOSK_TO_LOGIN, 403)
     mode = current_app.config["LOGIN_MODE"]
     error = first_error(form) if not form.validate() else form.missing(mode)
     if error:
         return _login_page(error, 400)
-    posted = [f.read for f in request.files.getlist("frame") if f.filename]
     outcome = attempts.face_attempt(
-        mode, form.username.data, form.password.data, request.remote_addr, posted, form.nonce.data
+        mode, form.username.data, form.password.data, request.remote_addr, posted_pictures(), form.nonce.data
     )
     return _finish_login(outcome)
 

@@ -1,24 +1,15 @@
 """Registration: with a photo file, or with a photo taken by the kiosk camera and confirmed first."""
 
-from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, flash, redirect, render_template, send_file, url_for
 
 from facelogin.engine.camera import CameraError
-from facelogin.forms import AccountForm, RegisterForm, first_error
+from facelogin.forms import AccountForm, RegisterForm, first_error, posted_pictures
 from facelogin.services import enrolment
 from facelogin.services.enrolment import EnrollError
-from facelogin.services.sessions import current_device
+from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, current_device
 
 bp = Blueprint("register", __name__, url_prefix="/register")
-NEEDS_KIOSK = (
-    "The kiosk camera works only on a registered kiosk - ask staff to register this kiosk, "
-    "or register with a photo file"
-)
 WELCOME = "Welcome, {}! You can now log in by looking at the camera."
-
-
-def posted_pictures():
-    """Return readers of the pictures the kiosk browser posted as `frame` files."""
-    return [f.read for f in request.files.getlist("frame") if f.filename]
 
 
 @bp.route("", methods=("GET", "POST"))
@@ -40,7 +31,7 @@ def register():
 def capture():
     """Take a photo for registration and keep it, server-side, until the person confirms it."""
     if current_device() is None:
-        return render_template("register.html", form=RegisterForm(), error=NEEDS_KIOSK), 403
+        return render_template("register.html", form=RegisterForm(), error=NEEDS_KIOSK_FOR_CAMERA), 403
     try:
         enrolment.keep_capture(enrolment.take_photo(posted_pictures()))
     except CameraError as e:
