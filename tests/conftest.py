@@ -82,7 +82,7 @@ def make_app(tmp_path, media):
             "WTF_CSRF_ENABLED": False,
             # A cheap hash keeps the suite fast; test_sessions checks the real default.
             "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
-            # Recognition tests play still clips; the liveness tests (engine/test_liveness_challenge,
+            # Recognition tests play still clips; the liveness tests (engine/test_liveness,
             # system/test_challenge) run with the shipped default, LIVENESS=challenge.
             "LIVENESS": "off",
             **config,

@@ -480,7 +480,7 @@ def watch_for_challenge(
             "tracked": len(tracked[0]),
         }
     )
-    # Thresholds measured on rendered movements and flat sheets (tests/engine/test_liveness_challenge.py):
+    # Thresholds measured on rendered movements and flat sheets (tests/engine/test_liveness.py):
     # 20-25 degree turns gave 0.027-0.075 against <= 0.01 for sheets turned 30-35 degrees; 15-18 degree
     # tilts gave >= 0.046, but a sheet tilted back squashes the face and dlib then bends its nose
     # landmarks as on a real tilt (up to 0.064 on Grace's photo): landmarks alone cannot refuse it.
