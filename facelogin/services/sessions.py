@@ -167,15 +167,23 @@ def add_device(name):
 
 def enrol_device(code):
     """Use a one-time enrolment code; return (device, secret for the cookie), or None if it is not valid."""
-    device = db.session.execute(
-        db.select(KioskDevice).where(KioskDevice.enrol_code_hash == _digest(code))
-    ).scalar_one_or_none()
-    if device is None or device.revoked_at is not None or as_utc(device.enrol_expires_at) < utcnow():
-        return None
-    secret = secrets.token_urlsafe(32)
-    device.secret_hash, device.enrol_code_hash, device.enrol_expires_at = _digest(secret), None, None
-    device.enrolled_at = device.last_seen_at = utcnow()
+    secret, now = secrets.token_urlsafe(32), utcnow()
+    # One statement uses the code: of two browsers racing with one link, only one is registered.
+    used = db.session.execute(
+        db.update(KioskDevice)
+        .where(
+            KioskDevice.enrol_code_hash == _digest(code),
+            KioskDevice.revoked_at.is_(None),
+            KioskDevice.enrol_expires_at > now,
+        )
+        .values(
+            secret_hash=_digest(secret), enrol_code_hash=None, enrol_expires_at=None, enrolled_at=now, last_seen_at=now
+        )
+    )
     db.session.commit()
+    if used.rowcount != 1:
+        return None
+    device = db.session.execute(db.select(KioskDevice).where(KioskDevice.secret_hash == _digest(secret))).scalar_one()
     return device, secret
 
 
