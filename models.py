@@ -159,6 +159,17 @@ class LoginChallenge(db.Model):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class RateLimit(db.Model):
+    """A counter of attempts for one key (an address, a path) in a window, claimed in one UPDATE."""
+
+    __tablename__ = "rate_limits"
+
+    # One row per key: "face:ADDRESS", "password:ADDRESS", "password:*", "register:ADDRESS".
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class KioskDevice(db.Model):
     """A kiosk browser allowed to use face login: its name and the hash of its device secret."""
 

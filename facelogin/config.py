@@ -52,6 +52,14 @@ def defaults(app):
         FACE_DISABLE_AFTER=50,
         FACE_RATE_LIMIT=10,
         FACE_RATE_WINDOW=60,
+        # Limits count failures (a success gives its slot back) and are claimed before the check:
+        PASSWORD_RATE_LIMIT=10,  # wrong passwords per address per PASSWORD_RATE_WINDOW seconds
+        PASSWORD_RATE_WINDOW=60,
+        PASSWORD_GLOBAL_LIMIT=120,  # wrong passwords from all addresses together per window
+        PASSWORD_HASH_CONCURRENCY=2,  # password hashes at once per process (each scrypt takes 128 MiB)
+        PASSWORD_HASH_WAIT=5.0,  # seconds a request waits for a hashing slot before "busy" (503)
+        REGISTER_RATE_LIMIT=10,  # refused registrations per address per REGISTER_RATE_WINDOW seconds
+        REGISTER_RATE_WINDOW=600,
         SAVE_FAILED_SNAPSHOTS=False,
         SNAPSHOT_RETENTION_DAYS=7,
         MIN_FACE_HEIGHT=80,
@@ -103,6 +111,13 @@ def check(app):
         "LOCKOUT_AFTER",
         "FACE_DISABLE_AFTER",
         "FACE_RATE_LIMIT",
+        "FACE_RATE_WINDOW",
+        "PASSWORD_RATE_LIMIT",
+        "PASSWORD_RATE_WINDOW",
+        "PASSWORD_GLOBAL_LIMIT",
+        "PASSWORD_HASH_CONCURRENCY",
+        "REGISTER_RATE_LIMIT",
+        "REGISTER_RATE_WINDOW",
         "MIN_FACE_HEIGHT",
     ):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
@@ -110,6 +125,7 @@ def check(app):
     for key in (
         "FACE_TOLERANCE",
         "CAMERA_TIMEOUT",
+        "PASSWORD_HASH_WAIT",
         "CHALLENGE_SECONDS",
         "KIOSK_IDLE_SECONDS",
         "CHALLENGE_MIN_YAW",

@@ -219,7 +219,7 @@ def clock(monkeypatch):
     """A clock for lockouts and rate limits that tests move by hand instead of sleeping."""
     from datetime import datetime, timedelta
 
-    from facelogin.services import attempts
+    from facelogin.services import attempts, throttle
 
     class Clock:
         now = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -232,6 +232,7 @@ def clock(monkeypatch):
 
     fake = Clock()
     monkeypatch.setattr(attempts, "clock", fake)
+    monkeypatch.setattr(throttle, "clock", fake)
     return fake
 
 

@@ -14,12 +14,12 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from flask import current_app, session
-from sqlalchemy import func
+from sqlalchemy import case, false, or_
 
 from facelogin.config import LOGIN_MODES, challenge_bars
 from facelogin.engine import faces, liveness
 from facelogin.engine.camera import CameraError, kiosk_frames
-from facelogin.services import storage
+from facelogin.services import storage, throttle
 from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import verify_password
 from models import LoginAttempt, LoginChallenge, User, as_utc, db, utcnow
@@ -49,9 +49,10 @@ MOVEMENTS = {
 NO_CHALLENGE = "This login page has expired - please try again"
 WRONG_PASSWORD = "Wrong username or password"
 FACE_OFF = "Face login is turned off for this account - log in with your password, or ask staff"
+BUSY = "The system is busy - please try again in a moment"
 ADMIN_NEEDS_PASSWORD = "Administrators log in with their password - your face alone cannot open this account"
 
-# Tests replace this to move time without sleeping.
+# Tests replace this (and throttle.clock) to move time without sleeping.
 clock = utcnow
 
 
@@ -142,38 +143,55 @@ def face_disable_limit():
     return cfg["FACE_DISABLE_AFTER"] * (2 if cfg["LIVENESS"] != "off" else 1)
 
 
-def record_failure(user, path):
-    """Count a failure on `user`'s `path` and lock it for a while once there are too many."""
+def claim_account(user, path):
+    """Count an attempt on `user`'s `path` ("face" or "password") before it is checked; return 0 or the wait."""
     cfg = current_app.config
-    failures = getattr(user, f"{path}_failures") + 1
-    setattr(user, f"{path}_failures", failures)
-    if failures >= cfg["LOCKOUT_AFTER"]:
-        delay = cfg["LOCKOUT_SECONDS"] * 2 ** min(failures - cfg["LOCKOUT_AFTER"], 16)
-        setattr(user, f"{path}_locked_until", clock() + timedelta(seconds=delay))
-    if path == "face" and failures >= face_disable_limit():
-        user.face_disabled = True
+    now, after, base = clock(), cfg["LOCKOUT_AFTER"], cfg["LOCKOUT_SECONDS"]
+    failures, until = getattr(User, f"{path}_failures"), getattr(User, f"{path}_locked_until")
+    # The claim is the failure, counted in one UPDATE before the check runs: of 40 parallel
+    # wrong passwords, only LOCKOUT_AFTER find the path open. The claim that reaches
+    # LOCKOUT_AFTER also sets the lock, its 2**k wait picked by a CASE on the old count;
+    # a success then clears both (record_success).
+    waits = [(failures == after - 1 + k, now + timedelta(seconds=base * 2**k)) for k in range(16)]
+    lock = case(*waits, else_=now + timedelta(seconds=base * 2**16))
+    claim = db.update(User).where(User.id == user.id, or_(until.is_(None), until <= now))
+    if path == "face":
+        claim = claim.where(User.face_disabled == false())
+    taken = db.session.execute(
+        claim.values(
+            {failures: failures + 1, until: case((failures + 1 >= after, lock), else_=until)}
+        ).execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    db.session.refresh(user)
+    return 0 if taken else max(1, account_wait(user, path))
+
+
+def record_failure(user, path):
+    """Switch face login off for `user` once its counted face failures reach the limit."""
+    if path == "face":
+        db.session.execute(
+            db.update(User)
+            .where(User.id == user.id, User.face_failures >= face_disable_limit())
+            .values(face_disabled=True)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        db.session.refresh(user)
 
 
 def record_success(user, path):
-    """Reset `user`'s failure count on `path`."""
+    """Reset `user`'s failure count and lock on `path`."""
     setattr(user, f"{path}_failures", 0)
     setattr(user, f"{path}_locked_until", None)
 
 
-def address_wait(address):
-    """Return how long `address` must wait before its next face attempt (0 if it may try now)."""
+def claim_address(path, address):
+    """Claim a `path` ("face" or "password") attempt for `address` before it is checked; return 0 or the wait."""
     cfg = current_app.config
-    since = clock() - timedelta(seconds=cfg["FACE_RATE_WINDOW"])
-    recent = db.select(LoginAttempt.at).where(
-        LoginAttempt.client_addr == address,
-        LoginAttempt.at > since,
-        LoginAttempt.mode.in_(FACE_MODES),
-        LoginAttempt.outcome != "limited",
-    )
-    count, oldest = db.session.execute(db.select(func.count(), func.min(recent.subquery().c.at))).one()
-    if count < cfg["FACE_RATE_LIMIT"]:
-        return 0
-    return max(1, seconds_left(as_utc(oldest) + timedelta(seconds=cfg["FACE_RATE_WINDOW"])))
+    if path == "face":
+        return throttle.claim(f"face:{address}", cfg["FACE_RATE_LIMIT"], cfg["FACE_RATE_WINDOW"])
+    return throttle.claim(f"password:{address}", cfg["PASSWORD_RATE_LIMIT"], cfg["PASSWORD_RATE_WINDOW"])
 
 
 def _wait(seconds, who="this account"):
@@ -308,24 +326,27 @@ def face_attempt(mode, username, password, address, posted=(), nonce=None):
     challenge = take_challenge(nonce) if current_app.config["LIVENESS"] == "challenge" else None
     if current_app.config["LIVENESS"] == "challenge" and challenge is None:
         return Outcome(None, NO_CHALLENGE, 400)
-    wait = address_wait(address)
-    if wait:
+    # Every limit is claimed before the face is looked at; only a success gives its slots back.
+    if wait := claim_address("face", address):
         log_attempt(mode, "limited", "address rate limit", address, challenge=challenge)
         return _wait(wait, "this kiosk")
     claimed = User.by_username(username) if mode != "face" and username else None
-    if claimed is not None and (wait := account_wait(claimed, "face")):
-        log_attempt(mode, "locked", "account locked", address, claimed=claimed, challenge=challenge)
-        return _wait(wait)
+    if claimed is not None and (wait := claim_account(claimed, "face")):
+        log_attempt(mode, "locked", "face login off or locked", address, claimed=claimed, challenge=challenge)
+        return Outcome(None, FACE_OFF, 403) if claimed.face_disabled else _wait(wait)
     index = get_gallery().index()
     if mode != "face":
         # 1:1: compare only with the claimed user's templates (none if there is no such user).
         index = index.only(claimed.id if claimed else None)
     try:
         decision = face_login(index, posted, challenge)
+        password_ok = mode != "face+password" or verify_password(claimed, password or "")
     except CameraError as e:
         log_attempt(mode, "error", f"camera {e.reason}", address, claimed=claimed, challenge=challenge)
         return Outcome(None, str(e), e.status)
-    password_ok = mode != "face+password" or verify_password(claimed, password or "")
+    except throttle.Busy:
+        log_attempt(mode, "error", "busy", address, claimed=claimed, challenge=challenge)
+        return Outcome(None, BUSY, 503)
     matched = db.session.get(User, decision.label) if decision.label is not None else None
     if matched is None or not password_ok:
         if claimed is not None:
@@ -333,7 +354,7 @@ def face_attempt(mode, username, password, address, posted=(), nonce=None):
         reason = decision.reason if matched is None else "wrong password"
         log_attempt(mode, "failure", reason, address, claimed, matched, decision, challenge)
         return Outcome(None, _refusal(mode, reason, challenge), 401)
-    if matched.face_disabled or (wait := account_wait(matched, "face")):
+    if matched.face_disabled or (claimed is None and (wait := account_wait(matched, "face"))):
         log_attempt(mode, "locked", "face login off or locked", address, claimed, matched, decision, challenge)
         return Outcome(None, FACE_OFF, 403) if matched.face_disabled else _wait(wait)
     if matched.is_admin and mode != "face+password":
@@ -341,21 +362,35 @@ def face_attempt(mode, username, password, address, posted=(), nonce=None):
         log_attempt(mode, "refused", "admin needs password", address, claimed, matched, decision, challenge)
         return Outcome(None, ADMIN_NEEDS_PASSWORD, 401, ask_password=True)
     record_success(matched, "face")
+    throttle.release(f"face:{address}")
     log_attempt(mode, "success", "match", address, claimed, matched, decision, challenge)
     return Outcome(matched)
 
 
 def password_attempt(username, password, address):
-    """Check a username and password, with the password path's own lockout."""
+    """Check a username and password, claiming the address, site-wide and account limits before hashing."""
+    cfg = current_app.config
+    if wait := claim_address("password", address):
+        log_attempt("password", "limited", "address rate limit", address)
+        return _wait(wait, "this kiosk")
+    if wait := throttle.claim("password:*", cfg["PASSWORD_GLOBAL_LIMIT"], cfg["PASSWORD_RATE_WINDOW"]):
+        # Many addresses together: a guessing run spread over a botnet, or a flood of hashes.
+        log_attempt("password", "limited", "site rate limit", address)
+        return _wait(wait, "password logins on this site")
     user = User.by_username(username)
-    if user is not None and (wait := account_wait(user, "password")):
+    if user is not None and (wait := claim_account(user, "password")):
         log_attempt("password", "locked", "account locked", address, claimed=user)
         return _wait(wait)
-    if not verify_password(user, password):
-        if user is not None:
-            record_failure(user, "password")
+    try:
+        password_ok = verify_password(user, password)
+    except throttle.Busy:
+        log_attempt("password", "error", "busy", address, claimed=user)
+        return Outcome(None, BUSY, 503)
+    if not password_ok:
         log_attempt("password", "failure", "wrong password", address, claimed=user)
         return Outcome(None, WRONG_PASSWORD, 401)
     record_success(user, "password")
+    throttle.release(f"password:{address}")
+    throttle.release("password:*")
     log_attempt("password", "success", "password", address, claimed=user, matched=user)
     return Outcome(user)

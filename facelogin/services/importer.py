@@ -23,7 +23,7 @@ from flask import Flask, current_app
 from threadpoolctl import threadpool_limits
 
 from facelogin.engine import faces
-from facelogin.services import enrolment
+from facelogin.services import enrolment, throttle
 from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import USERNAME_HELP, USERNAME_RULE, hash_password
 from models import User, db
@@ -137,6 +137,7 @@ def _start_worker(config):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool cleanly
     app = Flask("importer")
     app.config.update(config)
+    app.extensions["hash_slots"] = throttle.Slots(1)  # this process hashes one password at a time
     app.app_context().push()  # face_from_photo and hash_password read the app's settings
 
 

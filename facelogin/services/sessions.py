@@ -5,6 +5,7 @@ import hashlib
 import os
 import re
 import secrets
+import threading
 import time
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 from flask import current_app, g, redirect, request, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from facelogin.services import throttle
 from models import KioskDevice, User, as_utc, db, utcnow
 
 # The account rules, written once: the forms, `flask users` and the importer use them.
@@ -41,21 +43,38 @@ def load_secret_key(app):
         app.config["SECRET_KEY"] = f.read().strip()
 
 
+def _hashing():
+    """Hold one of the process's hashing slots, or raise throttle.Busy after PASSWORD_HASH_WAIT seconds."""
+    # Each scrypt hash takes 128 MiB and a core for a while: without a cap, 16 clients forced
+    # 63 parallel hashes (+1 GiB) and a real login waited 5 s.
+    return current_app.extensions["hash_slots"].hold(current_app.config["PASSWORD_HASH_WAIT"])
+
+
 def hash_password(password):
-    """Hash a password with the configured method (scrypt N=2^17 by default)."""
-    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+    """Hash a password with the configured method (scrypt N=2^17 by default); throttle.Busy if all slots stay taken."""
+    with _hashing():
+        return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
 
-@functools.cache
+_dummy_hashes = {}
+_dummy_lock = threading.Lock()
+
+
 def _dummy_hash(method):
     """Return a hash to check against when the user does not exist (same cost, no answer)."""
-    return generate_password_hash(secrets.token_hex(16), method=method)
+    # Made once per method, by one thread: ten unknown usernames at start-up once made ten
+    # of these at the same time, outside the hashing slots.
+    with _dummy_lock:
+        if method not in _dummy_hashes:
+            _dummy_hashes[method] = generate_password_hash(secrets.token_hex(16), method=method)
+        return _dummy_hashes[method]
 
 
 def verify_password(user, password):
     """Check `password` for `user` (which may be None) in about the same time either way."""
-    stored = user.password_hash if user else _dummy_hash(current_app.config["PASSWORD_HASH_METHOD"])
-    return check_password_hash(stored, password) and user is not None
+    with _hashing():
+        stored = user.password_hash if user else _dummy_hash(current_app.config["PASSWORD_HASH_METHOD"])
+        return check_password_hash(stored, password) and user is not None
 
 
 def login_user(user):
@@ -246,6 +265,7 @@ def page_context():
 def init_app(app):
     """Install the secret key, the per-request hooks and the page context."""
     load_secret_key(app)
+    app.extensions["hash_slots"] = throttle.Slots(app.config["PASSWORD_HASH_CONCURRENCY"])
     app.before_request(load_logged_in_user)
     app.after_request(set_security_headers)
     app.context_processor(page_context)

@@ -93,18 +93,23 @@ def test_face_lockout_in_username_face_mode(app, kiosk, grace, clock, media):
 
 @pytest.mark.parametrize(("liveness", "limit"), [("off", 50), ("blink", 100)])
 def test_face_login_disabled_after_many_failures(app, kiosk, grace, clock, media, liveness, limit):
-    from facelogin.services.attempts import face_disable_limit, record_failure
+    from facelogin.services.attempts import claim_account, face_disable_limit, record_failure
 
     app.config["LIVENESS"] = liveness
     with app.app_context():
         assert face_disable_limit() == limit
         user = User.by_username("grace")
         user.face_failures = limit - 2
+        db.session.commit()
+        assert claim_account(user, "face") == 0
         record_failure(user, "face")
-        assert not user.face_disabled
+        assert not user.face_disabled and user.face_failures == limit - 1
+        clock.advance(10**9)  # after the lock its claim set
+        assert claim_account(user, "face") == 0
         record_failure(user, "face")
         assert user.face_disabled
-        db.session.commit()
+        clock.advance(10**9)
+        assert claim_account(user, "face") > 0  # a switched-off path is never claimed
     app.config["LIVENESS"] = "off"
     clock.advance(10**9)  # long after any timed lock
     refused = kiosk.face_login()
@@ -181,3 +186,62 @@ def test_a_second_enrolled_person_in_the_burst_vetoes(app, kiosk, photos, tmp_pa
     assert refused.status_code == 401 and b"Face not recognised" in refused.data
     kiosk.look(_clip(tmp_path, "steady", [grace, grace, luis, luis]))
     assert kiosk.face_login().headers["Location"] == "/protected"  # decided before Luis appears
+
+
+def test_a_kiosk_queue_of_successes_is_never_limited(app, kiosk, grace, clock, media):
+    # Every person at a kiosk comes from its one address: successes give their slot back.
+    app.config["FACE_RATE_LIMIT"] = 10
+    kiosk.look(media["grace_video"])
+    for _ in range(15):
+        assert kiosk.face_login().headers["Location"] == "/protected"
+        kiosk.client.post("/logout")
+    kiosk.look(media["empty_video"])
+    assert [kiosk.face_login().status_code for _ in range(11)] == [401] * 10 + [429]  # failures still count
+
+
+def _count_hashes(monkeypatch):
+    from facelogin.services import sessions
+
+    checked, real_check = [], sessions.check_password_hash
+    monkeypatch.setattr(sessions, "check_password_hash", lambda *a: checked.append(1) or real_check(*a))
+    return checked
+
+
+def _password(kiosk, username, password, address):
+    return kiosk.client.post(
+        "/login/password", data={"username": username, "password": password}, environ_base={"REMOTE_ADDR": address}
+    )
+
+
+def test_unknown_usernames_are_limited_per_address_before_hashing(app, kiosk, grace, clock, monkeypatch):
+    app.config["PASSWORD_RATE_LIMIT"] = 4
+    hashes = _count_hashes(monkeypatch)
+    statuses = [_password(kiosk, f"nobody{i}", "wrong horse", "10.0.0.7").status_code for i in range(6)]
+    assert statuses == [401] * 4 + [429] * 2 and len(hashes) == 4  # the refused ones cost no hash
+    assert _password(kiosk, "grace", "correct horse", "10.0.0.8").status_code == 302  # other kiosks unaffected
+    clock.advance(61)
+    assert _password(kiosk, "nobody", "wrong horse", "10.0.0.7").status_code == 401
+
+
+def test_password_failures_are_limited_across_addresses(app, kiosk, grace, clock, monkeypatch):
+    app.config["PASSWORD_GLOBAL_LIMIT"] = 3
+    hashes = _count_hashes(monkeypatch)
+    assert [_password(kiosk, "nobody", "wrong horse", f"10.0.1.{i}").status_code for i in range(4)] == [401] * 3 + [429]
+    assert len(hashes) == 3
+    limited = _password(kiosk, "grace", "correct horse", "10.0.2.1")
+    assert limited.status_code == 429 and b"password logins on this site" in limited.data
+
+
+def test_a_password_login_waits_for_a_hashing_slot_then_says_busy(app, kiosk, grace):
+    app.config["PASSWORD_HASH_WAIT"] = 0.05
+    slots = app.extensions["hash_slots"]
+    holders = [slots.hold(1) for _ in range(slots.size)]
+    for holder in holders:  # every slot taken, as by parallel hashes
+        holder.__enter__()
+    try:
+        busy = kiosk.password_login("grace", "correct horse")
+    finally:
+        for holder in holders:
+            holder.__exit__(None, None, None)
+    assert busy.status_code == 503 and b"busy" in busy.data
+    assert kiosk.password_login("grace", "correct horse").headers["Location"] == "/protected"
