@@ -67,14 +67,14 @@ def test_parallel_attempts_get_at_most_the_limit_checked(tmp_path, database):
     env["FLASK_CAMERA_SOURCE"] = blank
     process, port = load.start_server(env, threads=8)
     try:
-        for name, (address, path, username, limit, count) in SCENARIOS.items():
+        for name, (address, path, username, _limit, count) in SCENARIOS.items():
             statuses = fire(port, env["KIOSK_DEVICE"], address, path, username, count)
             assert set(statuses) <= {401, 429, 503} and 429 in statuses, (name, statuses)
     finally:
         load.stop_server(process)
     engine = sa.create_engine(database)
     with engine.connect() as db:
-        for name, (address, path, username, limit, count) in SCENARIOS.items():
+        for name, (address, *_, limit, _count) in SCENARIOS.items():
             outcomes = db.execute(
                 sa.text("SELECT outcome FROM login_attempts WHERE client_addr = :a"), {"a": address}
             ).scalars()
