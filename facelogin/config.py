@@ -12,6 +12,7 @@ from facelogin.engine import templates
 LOGIN_MODES = ("face", "username+face", "face+password")
 LIVENESS_MODES = ("challenge", "blink", "off")
 CAMERA_MODES = ("server", "browser")
+REGISTRATION_MODES = ("open", "staff", "closed")
 KEY_HELP = (
     "generate one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 )
@@ -46,6 +47,9 @@ def defaults(app):
         CHALLENGE_MIN_DEPTH_PITCH=0.04,  # the same on a tilt
         CHALLENGE_MIN_TEXTURE=0.008,  # the nose texture's parallax, in eye distances (flat sheets: < 0.004)
         LOGIN_MODE="face",  # or "username+face" (1:1) or "face+password"
+        # Who may register: "open" (anyone), "staff" (only while an admin is logged in, so nobody
+        # can enrol with someone else's photo first) or "closed" (`flask faces import` only).
+        REGISTRATION="open",
         MAX_TEMPLATES=5,
         LOCKOUT_AFTER=5,
         LOCKOUT_SECONDS=30,
@@ -102,6 +106,7 @@ def check(app):
     _one_of(app, "LOGIN_MODE", LOGIN_MODES)
     _one_of(app, "LIVENESS", LIVENESS_MODES)
     _one_of(app, "CAMERA_MODE", CAMERA_MODES)
+    _one_of(app, "REGISTRATION", REGISTRATION_MODES)
     for key in (
         "CAMERA_FRAMES",
         "LIVENESS_FRAMES",

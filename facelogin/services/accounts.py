@@ -1,5 +1,7 @@
 """Administering accounts, shared by /admin and `flask users`: create, delete, reset, unlock, list."""
 
+from typing import NamedTuple
+
 from facelogin.services import storage
 from facelogin.services.attempts import is_locked
 from facelogin.services.sessions import PASSWORD_HELP, PASSWORD_LENGTH, USERNAME_HELP, USERNAME_RULE, hash_password
@@ -83,3 +85,34 @@ def recent_attempts(limit=20):
     ids = {a.claimed_user_id for a in attempts} | {a.matched_user_id for a in attempts}
     names = dict(db.session.execute(db.select(User.id, User.username).where(User.id.in_(ids - {None}))).all())
     return [(a, names.get(a.claimed_user_id), names.get(a.matched_user_id)) for a in attempts]
+
+
+# How the refused face came in: the attempt's mode (services/enrolment.py) as /admin words it.
+CONFLICT_PATHS = {"register": "photo file", "register-camera": "kiosk camera", "add-photo": "added photo"}
+
+
+class Conflict(NamedTuple):
+    """A refused enrolment of a face that another account holds, as /admin shows it."""
+
+    attempt: LoginAttempt  # reason: the username tried; matched_user_id: the holder
+    holder: User | None  # None once the holder's account is deleted
+    holder_has_face: bool  # False once resolved: the holder's face was reset (or the account deleted)
+    holder_has_photo: bool
+    how: str
+
+
+def face_conflicts(limit=20):
+    """Return the newest refused enrolments of an already enrolled face, with their holders."""
+    rows = db.session.execute(
+        db.select(LoginAttempt)
+        .where(LoginAttempt.outcome == "conflict")
+        .order_by(LoginAttempt.at.desc(), LoginAttempt.id.desc())
+        .limit(limit)
+    )
+    conflicts = []
+    for attempt in rows.scalars().all():
+        holder = db.session.get(User, attempt.matched_user_id) if attempt.matched_user_id else None
+        has_face = bool(holder is not None and holder.templates())
+        has_photo = holder is not None and storage.has_face_photo(holder)
+        conflicts.append(Conflict(attempt, holder, has_face, has_photo, CONFLICT_PATHS.get(attempt.mode, attempt.mode)))
+    return conflicts

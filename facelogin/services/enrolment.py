@@ -10,15 +10,15 @@ import shutil
 import threading
 import uuid
 
-from flask import current_app, session
-from sqlalchemy.exc import IntegrityError, OperationalError
+from flask import current_app, g, session
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from facelogin.engine import faces
 from facelogin.engine.camera import CameraError, kiosk_frames
-from facelogin.services import storage
+from facelogin.services import attempts, storage
 from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import hash_password
-from models import User, db, utcnow
+from models import LoginAttempt, User, db, utcnow
 
 PHOTO_PROBLEMS = {
     "dark": "The photo is too dark - take one in good, even light",
@@ -30,6 +30,12 @@ PHOTO_PROBLEMS = {
 
 NAME_TAKEN = "That username is taken - choose another one"
 SAVE_FAILED = "We could not save your registration - please try again later or ask staff"
+# A face that is already enrolled gets this, with the status of a refused photo: saying
+# "already registered" would let anyone test with a photo whether a person has an account.
+FACE_REFUSED = "We could not register this face - please ask staff for help"
+FACE_REFUSED_STATUS = 400
+REGISTRATION_CLOSED = "Registration is closed here - please ask staff if you need an account"
+REGISTRATION_BY_STAFF = "New accounts are made with staff here - please ask a member of staff to register you"
 
 
 class EnrollError(Exception):
@@ -39,6 +45,24 @@ class EnrollError(Exception):
         super().__init__(message)
         self.status = status
         self.reason = reason  # for a refused photo: the PHOTO_PROBLEMS key
+
+
+class FaceConflict(EnrollError):
+    """The face is already enrolled to account `holder` (an id): refused with the neutral FACE_REFUSED."""
+
+    def __init__(self, holder, distance):
+        super().__init__(FACE_REFUSED, FACE_REFUSED_STATUS, reason="known_face")
+        self.holder, self.distance = holder, distance
+
+
+def registration_refusal():
+    """Return why this visitor may not register someone now (REGISTRATION), or None if they may."""
+    mode = current_app.config["REGISTRATION"]
+    if mode == "closed":
+        return REGISTRATION_CLOSED
+    if mode == "staff" and not (g.get("user") is not None and g.user.is_admin):
+        return REGISTRATION_BY_STAFF
+    return None
 
 
 def face_from_photo(rgb):
@@ -72,11 +96,36 @@ def _stage_upload(photo):
 ENROL_LOCK = threading.Lock()
 
 
-def check_new_face(encoding):
-    """Refuse a face that already belongs to an enrolled account."""
+def check_new_face(encoding, user=None):
+    """Refuse (FaceConflict) a face that already belongs to an enrolled account other than `user`."""
     match = get_gallery().index().identify(encoding)
-    if match.distance <= current_app.config["FACE_TOLERANCE"]:
-        raise EnrollError("This face is already registered to an account - log in instead", 409)
+    if match.distance <= current_app.config["FACE_TOLERANCE"] and (user is None or match.label != user.id):
+        raise FaceConflict(match.label, match.distance)
+
+
+def record_conflict(conflict, mode, username, address, user=None):
+    """Keep a refused face in the audit log, for /admin: who holds the face, the name tried, from where."""
+    # A LoginAttempt row with outcome "conflict": the holder is matched_user_id, the
+    # username tried is the reason (usernames fit its 64 characters).
+    db.session.rollback()
+    db.session.add(
+        LoginAttempt(
+            at=attempts.clock(),
+            mode=mode,
+            outcome="conflict",
+            reason=username[:64],
+            client_addr=address,
+            claimed_user_id=user.id if user else None,
+            matched_user_id=conflict.holder,
+            distance=conflict.distance,
+        )
+    )
+    try:
+        db.session.commit()
+    except SQLAlchemyError as e:
+        # The person still gets the refusal; only the audit row is lost, and the log says so.
+        db.session.rollback()
+        current_app.logger.error("could not record a refused face: %s", e)
 
 
 def save_user(username, password_hash, templates, face_jpeg):
@@ -106,23 +155,30 @@ def save_user(username, password_hash, templates, face_jpeg):
             storage.remove(face_file)
 
 
-def register_user(username, password, photo):
-    """Create a user from a name, a password and a photo (upload, bytes or path); on failure keep nothing."""
-    if User.by_username(username):
-        raise EnrollError(NAME_TAKEN, 409)
+def register_user(username, password, photo, address=None, mode="register"):
+    """Create a user from a name, a password and a photo (upload, bytes or path); on failure keep nothing.
+
+    A face already enrolled is refused with FACE_REFUSED and recorded (as `mode`, from `address`) for /admin.
+    """
     staged = None
     saved = False
     try:
         staged = _stage_upload(photo)
         with open(staged, "rb") as f:
             rgb = faces.read_image(f.read(), current_app.config["MAX_IMAGE_PIXELS"])
+        # The photo is checked before the name: a bad photo answers the same whether the name is taken.
         encoding, box = face_from_photo(rgb)
+        if User.by_username(username):
+            raise EnrollError(NAME_TAKEN, 409)
         password_hash, face_jpeg = hash_password(password), faces.encode_jpeg(faces.face_crop(rgb, box))
         with ENROL_LOCK:
             check_new_face(encoding)
             user = save_user(username, password_hash, [encoding.tolist()], face_jpeg)
         saved = True
         return user
+    except FaceConflict as e:
+        record_conflict(e, mode, username, address)
+        raise
     except faces.ImageError as e:
         raise EnrollError(str(e)) from e
     except OSError as e:
@@ -146,7 +202,7 @@ def _templates_of(user):
     return templates
 
 
-def add_template(user, photo_bytes):
+def add_template(user, photo_bytes, address=None):
     """Add a face template from another photo of `user`; refuse a different or foreign face."""
     cfg = current_app.config
     templates = _templates_of(user)
@@ -159,22 +215,29 @@ def add_template(user, photo_bytes):
     encoding, box = face_from_photo(rgb)
     if templates and faces.face_distance(templates, encoding).min() > cfg["FACE_TOLERANCE"]:
         raise EnrollError("That photo does not look like your other photos - use a clear photo of you")
-    with ENROL_LOCK:
-        match = get_gallery().index().identify(encoding)
-        if match.label != user.id and match.distance <= cfg["FACE_TOLERANCE"]:
-            raise EnrollError("That face is registered to another account", 409)
-        user.face_encodings = templates + [encoding.tolist()]
-        user.faces_updated_at = utcnow()
-        try:
-            if not os.path.isfile(storage.known_face_path(user.id)):
-                # A user with no face yet (an admin made without one, or after a face
-                # reset): this photo becomes the one shown on their page and to admins.
-                face_jpeg = faces.encode_jpeg(faces.face_crop(rgb, box))
-                storage.write_atomically(storage.known_face_path(user.id), face_jpeg)
-            db.session.commit()
-        except (OSError, OperationalError) as e:
-            db.session.rollback()
-            raise EnrollError("We could not save your photo - please try again later or ask staff", 503) from e
+    try:
+        with ENROL_LOCK:
+            check_new_face(encoding, user)
+            _store_template(user, templates + [encoding.tolist()], rgb, box)
+    except FaceConflict as e:
+        record_conflict(e, "add-photo", user.username, address, user)
+        raise
+
+
+def _store_template(user, templates, rgb, box):
+    """Save `user`'s new template list, and the face photo if they have none yet."""
+    user.face_encodings = templates
+    user.faces_updated_at = utcnow()
+    try:
+        if not os.path.isfile(storage.known_face_path(user.id)):
+            # A user with no face yet (an admin made without one, or after a face
+            # reset): this photo becomes the one shown on their page and to admins.
+            face_jpeg = faces.encode_jpeg(faces.face_crop(rgb, box))
+            storage.write_atomically(storage.known_face_path(user.id), face_jpeg)
+        db.session.commit()
+    except (OSError, OperationalError) as e:
+        db.session.rollback()
+        raise EnrollError("We could not save your photo - please try again later or ask staff", 503) from e
 
 
 def remove_template(user, number):

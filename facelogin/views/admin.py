@@ -1,4 +1,4 @@
-"""The admin pages: accounts with their photos, delete, reset a face, re-enable, kiosks, recent logins."""
+"""The admin pages: accounts with their photos, delete, reset a face, re-enable, kiosks, face conflicts, logins."""
 
 import functools
 from typing import NamedTuple
@@ -67,11 +67,12 @@ def admin_required(view):
 @bp.get("")
 @admin_required
 def index():
-    """List the accounts, the registered kiosks and the most recent login attempts."""
+    """List the accounts, the registered kiosks, refused enrolments of known faces and the latest attempts."""
     return render_template(
         "admin/index.html",
         rows=accounts.account_rows(),
         devices=sessions.list_devices(),
+        conflicts=accounts.face_conflicts(),
         attempts=accounts.recent_attempts(),
         form=ActionForm(),
     )

@@ -1,6 +1,6 @@
 """Registration: with a photo file, or with a photo taken by the kiosk camera and confirmed first."""
 
-from flask import Blueprint, flash, redirect, render_template, send_file, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, send_file, url_for
 
 from facelogin.engine.camera import CameraError
 from facelogin.forms import AccountForm, RegisterForm, first_error, posted_pictures
@@ -10,6 +10,29 @@ from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, current_device
 
 bp = Blueprint("register", __name__, url_prefix="/register")
 WELCOME = "Welcome, {}! You can now log in by looking at the camera."
+# Staff registering someone stay logged in, on this page for the next person.
+REGISTERED_BY_STAFF = "{} is registered. Log out before you leave the kiosk; then they can log in with their face."
+
+
+@bp.before_request
+def allowed():
+    """Refuse registration when REGISTRATION closes it to this visitor; the page itself says why."""
+    refusal = enrolment.registration_refusal()
+    page = request.endpoint == "register.register" and request.method == "GET"
+    # Throwing a kiosk photo away is always allowed: it only deletes.
+    if refusal is not None and not page and request.endpoint != "register.discard":
+        return render_template("register.html", form=RegisterForm(), refusal=refusal), 403
+    # The per-address rate limit of registration (issue 11) goes here, before any photo is read.
+    return None
+
+
+def _registered(user):
+    """Say who was registered and go on: to the login page, or back here for staff registering people."""
+    if g.user is not None:
+        flash(REGISTERED_BY_STAFF.format(user.username))
+        return redirect(url_for("register.register"))
+    flash(WELCOME.format(user.username))
+    return redirect(url_for("login.login"))
 
 
 @bp.route("", methods=("GET", "POST"))
@@ -18,13 +41,13 @@ def register():
     form = RegisterForm()
     if not form.validate_on_submit():
         status = 400 if form.is_submitted() else 200
-        return render_template("register.html", form=form, error=first_error(form)), status
+        refusal = enrolment.registration_refusal()
+        return render_template("register.html", form=form, error=first_error(form), refusal=refusal), status
     try:
-        user = enrolment.register_user(form.username.data, form.password.data, form.photo.data)
+        user = enrolment.register_user(form.username.data, form.password.data, form.photo.data, request.remote_addr)
     except EnrollError as e:
         return render_template("register.html", form=form, error=str(e)), e.status
-    flash(WELCOME.format(user.username))
-    return redirect(url_for("login.login"))
+    return _registered(user)
 
 
 @bp.post("/capture")
@@ -51,12 +74,13 @@ def confirm():
         status = 400 if form.is_submitted() else 200
         return render_template("register_camera.html", form=form, error=first_error(form)), status
     try:
-        user = enrolment.register_user(form.username.data, form.password.data, path)
+        user = enrolment.register_user(
+            form.username.data, form.password.data, path, request.remote_addr, mode="register-camera"
+        )
     except EnrollError as e:
         return render_template("register_camera.html", form=form, error=str(e)), e.status
     enrolment.discard_capture()
-    flash(WELCOME.format(user.username))
-    return redirect(url_for("login.login"))
+    return _registered(user)
 
 
 @bp.get("/camera/photo")

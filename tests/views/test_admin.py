@@ -121,3 +121,32 @@ def test_after_a_face_reset_a_new_photo_turns_face_login_back_on(app, admin, kio
     assert sorted(f.rsplit("/", 1)[-1] for f in stored_files()) == ["1.jpg", "2.jpg"]
     kiosk.client.post("/logout")
     assert kiosk.face_login().headers["Location"] == "/protected"
+
+
+def test_a_squatted_face_is_shown_and_the_reset_lets_its_owner_enrol(app, client, kiosk, runner, media, photos):
+    squatter = app.test_client()  # somewhere else, with a photo of Grace
+    with open(photos["grace"], "rb") as f:
+        data = {"username": "grace", "password": "squatter pass", "photo": (f, "her.jpg")}
+        squatter.post("/register", data=data, environ_base={"REMOTE_ADDR": "192.0.2.66"})
+    kiosk.look(media["grace_altered"])  # the real Grace, at the kiosk camera
+    client.post("/register/capture")
+    refused = client.post("/register/camera", data={"username": "g.hopper", "password": "correct horse"})
+    assert refused.status_code == 400 and b"please ask staff" in refused.data
+    runner.invoke(args=["users", "create-admin", "boss"], input="s3cret pass\ns3cret pass\n")
+    kiosk.password_login("boss", "s3cret pass")
+    conflicts = client.get("/admin").get_data(as_text=True).split('id="conflicts"')[1].split('id="attempts"')[0]
+    assert "face already held by <strong>grace</strong>" in conflicts and 'src="/admin/users/1/photo"' in conflicts
+    assert "g.hopper" in conflicts and "kiosk camera" in conflicts and "127.0.0.1" in conflicts
+    assert 'href="/admin/users/1/reset-face"' in conflicts
+    app.config["WTF_CSRF_ENABLED"] = True
+    assert client.post("/admin/users/1/reset-face").status_code == 400  # CSRF, as every admin action
+    app.config["WTF_CSRF_ENABLED"] = False
+    assert client.post("/admin/users/1/reset-face").headers["Location"] == "/admin"
+    assert "resolved" in client.get("/admin").get_data(as_text=True).split('id="conflicts"')[1]
+    client.post("/logout")  # Grace takes her photo again and registers
+    client.post("/register/capture")
+    response = client.post("/register/camera", data={"username": "g.hopper", "password": "correct horse"})
+    assert response.headers["Location"] == "/login"
+    kiosk.look(media["grace_video"])
+    assert kiosk.face_login().headers["Location"] == "/protected"
+    assert b"g.hopper" in client.get("/protected").data

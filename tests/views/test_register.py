@@ -1,6 +1,16 @@
-"""Registration: each refusal has its status and message, and leaves nothing behind."""
+"""Registration: each refusal has its status and message, and leaves nothing behind; REGISTRATION says who may."""
+
+import re
 
 import pytest
+
+from facelogin.services.enrolment import FACE_REFUSED, REGISTRATION_BY_STAFF, REGISTRATION_CLOSED
+
+
+def _error(response):
+    """Return the page's error line."""
+    found = re.search(r'<p class="error" role="alert">(.*?)</p>', response.get_data(as_text=True))
+    return found.group(1) if found else None
 
 
 def test_register_stores_user_and_face_photo(app, kiosk, photos, stored_files, user_count):
@@ -75,12 +85,95 @@ def test_taken_name_in_any_case(kiosk, photos, name, stored_files, user_count):
     assert user_count() == 1 and stored_files() == before
 
 
-def test_face_already_enrolled_is_refused(kiosk, media, photos, stored_files, user_count):
+def test_known_face_gets_one_answer_on_every_path(kiosk, client, runner, media, photos, stored_files, user_count):
     kiosk.register("grace", photos["grace"])
+    runner.invoke(args=["users", "create-admin", "boss"], input="s3cret pass\ns3cret pass\n")
     before = stored_files()
-    response = kiosk.register("grace2", media["grace_altered"])
-    assert response.status_code == 409 and b"already registered" in response.data
-    assert user_count() == 1 and stored_files() == before
+    answers = [kiosk.register("hopper", media["grace_altered"])]
+    kiosk.look(media["grace_altered"])  # Grace herself in front of the kiosk camera
+    client.post("/register/capture")
+    answers.append(client.post("/register/camera", data={"username": "hopper", "password": "correct horse"}))
+    client.post("/register/camera/discard")
+    kiosk.password_login("boss", "s3cret pass")  # an account with no face adds Grace's
+    with open(media["grace_altered"], "rb") as f:
+        answers.append(client.post("/protected/faces", data={"photo": (f, "me.jpg")}))
+    answers.append(client.post("/protected/faces/capture"))
+    assert [(r.status_code, _error(r)) for r in answers] == [(400, FACE_REFUSED)] * 4
+    assert not any(b"already registered" in r.data or b"another account" in r.data for r in answers)
+    assert user_count() == 2 and stored_files() == before
+
+
+@pytest.mark.parametrize("photo", ["no_face", "two_faces", "not_an_image"])
+def test_bad_photo_answers_the_same_whatever_the_name(kiosk, photos, media, photo):
+    kiosk.register("grace", photos["grace"])
+    taken, free = kiosk.register("grace", media[photo]), kiosk.register("someone-new", media[photo])
+    assert taken.status_code == free.status_code == 400
+    assert _error(taken) == _error(free) and "username" not in _error(taken)
+
+
+def test_registration_setting_is_checked(make_app):
+    with pytest.raises(ValueError, match="REGISTRATION must be one of open, staff, closed"):
+        make_app(REGISTRATION="invite")
+
+
+def _admin(runner, kiosk):
+    """Create the admin "boss" and log in with the password at the kiosk; return the session's (user, token)."""
+    runner.invoke(args=["users", "create-admin", "boss"], input="s3cret pass\ns3cret pass\n")
+    kiosk.password_login("boss", "s3cret pass")
+    with kiosk.client.session_transaction() as session:
+        return session["user_id"], session["token"]
+
+
+def test_staff_registration_refuses_without_an_admin(app, kiosk, client, photos, user_count):
+    app.config["REGISTRATION"] = "staff"
+    page = client.get("/register")
+    assert page.status_code == 200 and REGISTRATION_BY_STAFF in page.get_data(as_text=True)
+    assert b'type="file"' not in page.data and b"Staff: log in" in page.data
+    assert b'href="/register"' not in client.get("/").data
+    assert kiosk.register("grace", photos["grace"]).status_code == 403
+    assert client.post("/register/capture").status_code == 403
+    kiosk.look(photos["grace"])
+    assert client.post("/register/camera", data={"username": "grace", "password": "correct horse"}).status_code == 403
+    assert user_count() == 0
+    app.config["REGISTRATION"] = "open"
+    kiosk.register("luis", photos["luis"])
+    app.config["REGISTRATION"] = "staff"
+    kiosk.password_login("luis", "correct horse")  # a user who is not an admin is not staff
+    assert kiosk.register("grace", photos["grace"]).status_code == 403 and user_count() == 1
+
+
+def test_staff_registration_works_with_an_admin_who_stays_logged_in(app, kiosk, client, runner, media, photos):
+    app.config["REGISTRATION"] = "staff"
+    admin = _admin(runner, kiosk)
+    page = client.get("/register")
+    assert b'type="file"' in page.data and b"stay logged in" in page.data
+    assert b'href="/register"' in client.get("/").data
+    response = kiosk.register("grace", photos["grace"])
+    assert response.headers["Location"] == "/register"
+    assert b"grace is registered" in client.get("/register").data
+    kiosk.look(media["luis_frame"])
+    client.post("/register/capture")
+    response = client.post("/register/camera", data={"username": "luis", "password": "correct horse"})
+    assert response.headers["Location"] == "/register"
+    with client.session_transaction() as session:
+        assert (session["user_id"], session["token"]) == admin
+    assert client.get("/admin").status_code == 200
+    client.post("/logout")
+    kiosk.look(media["grace_video"])
+    assert kiosk.face_login().headers["Location"] == "/protected"
+
+
+def test_closed_registration_refuses_everyone(app, kiosk, client, runner, photos, user_count):
+    app.config["REGISTRATION"] = "closed"
+    page = client.get("/register")
+    assert REGISTRATION_CLOSED in page.get_data(as_text=True) and b'type="file"' not in page.data
+    for path in ("/", "/login"):
+        assert b'href="/register"' not in client.get(path).data
+    assert kiosk.register("grace", photos["grace"]).status_code == 403
+    assert client.post("/register/capture").status_code == 403
+    _admin(runner, kiosk)
+    assert kiosk.register("grace", photos["grace"]).status_code == 403
+    assert user_count() == 1  # the admin only
 
 
 def test_too_large_upload_gives_413(app, client, user_count, stored_files):
