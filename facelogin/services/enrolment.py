@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from facelogin.engine import faces
 from facelogin.engine.camera import CameraError, kiosk_frames
-from facelogin.services import attempts, storage
+from facelogin.services import attempts, storage, throttle
 from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import hash_password
 from models import LoginAttempt, User, db, utcnow
@@ -145,7 +145,7 @@ def save_user(username, password_hash, templates, face_jpeg):
         # Another registration took the name between our check and our commit.
         raise EnrollError(NAME_TAKEN, 409) from e
     except OperationalError as e:
-        raise EnrollError("The system is busy - please try again in a moment", 503) from e
+        raise EnrollError(attempts.BUSY, 503) from e
     except OSError as e:
         current_app.logger.error("could not store a registration: %s", e.strerror)
         raise EnrollError(SAVE_FAILED, 503) from e
@@ -155,11 +155,18 @@ def save_user(username, password_hash, templates, face_jpeg):
             storage.remove(face_file)
 
 
+TOO_MANY = "Too many refused registrations from this kiosk - please wait {} seconds, or ask staff"
+
+
 def register_user(username, password, photo, address=None, mode="register"):
     """Create a user from a name, a password and a photo (upload, bytes or path); on failure keep nothing.
 
     A face already enrolled is refused with FACE_REFUSED and recorded (as `mode`, from `address`) for /admin.
     """
+    cfg = current_app.config
+    limit = f"register:{address}" if address else None  # the command line has no address to limit
+    if limit and (wait := throttle.claim(limit, cfg["REGISTER_RATE_LIMIT"], cfg["REGISTER_RATE_WINDOW"])):
+        raise EnrollError(TOO_MANY.format(wait), 429)
     staged = None
     saved = False
     try:
@@ -175,7 +182,11 @@ def register_user(username, password, photo, address=None, mode="register"):
             check_new_face(encoding)
             user = save_user(username, password_hash, [encoding.tolist()], face_jpeg)
         saved = True
+        if limit:
+            throttle.release(limit)  # refusals count, not the people who registered
         return user
+    except throttle.Busy as e:
+        raise EnrollError(attempts.BUSY, 503) from e
     except FaceConflict as e:
         record_conflict(e, mode, username, address)
         raise

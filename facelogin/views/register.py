@@ -22,8 +22,7 @@ def allowed():
     # Throwing a kiosk photo away is always allowed: it only deletes.
     if refusal is not None and not page and request.endpoint != "register.discard":
         return render_template("register.html", form=RegisterForm(), refusal=refusal), 403
-    # The per-address rate limit of registration (issue 11) goes here, before any photo is read.
-    return None
+    return None  # refused registrations are rate limited per address in enrolment.register_user
 
 
 def _registered(user):

@@ -230,3 +230,20 @@ def test_failed_commit_leaves_no_face_photo(app, kiosk, photos, stored_files, us
     monkeypatch.undo()
     assert response.status_code == 503 and b"try again" in response.data
     assert user_count() == 0 and stored_files() == []
+
+
+def test_refused_registrations_are_rate_limited_per_address(app, kiosk, photos, clock):
+    app.config["REGISTER_RATE_LIMIT"] = 2
+
+    def register(name, photo, address="10.0.0.3"):
+        with open(photos[photo], "rb") as f:
+            data = {"username": name, "password": "correct horse", "photo": (f, "face.jpg")}
+            return kiosk.client.post("/register", data=data, environ_base={"REMOTE_ADDR": address})
+
+    assert register("grace", "grace").status_code == register("luis", "luis").status_code == 302  # never counted
+    assert [register(f"probe{i}", "grace").status_code for i in range(3)] == [400, 400, 429]
+    limited = register("probe", "grace")
+    assert limited.status_code == 429 and "please wait 600 seconds" in _error(limited)
+    assert register("probe", "grace", address="10.0.0.4").status_code == 400  # another kiosk is not held up
+    clock.advance(601)
+    assert register("probe", "grace").status_code == 400
