@@ -68,8 +68,12 @@ def defaults(app):
         SNAPSHOT_RETENTION_DAYS=7,
         MIN_FACE_HEIGHT=80,
         DETECT_WIDTH=320,
+        STREAM_LIMIT=2,  # live camera views at once per process: each holds a server worker while it lasts
+        STREAM_SECONDS=300,  # the longest one live view lasts; the page then opens a new one (kiosk.js)
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,
         MAX_IMAGE_PIXELS=40_000_000,
+        SERVE_CHANNEL_TIMEOUT=20,  # serve.py: seconds an idle or stalled connection stays open
+        SERVE_CONNECTION_LIMIT=1000,  # serve.py: open connections at once, so that slow ones cannot fill it
         PASSWORD_HASH_METHOD="scrypt:131072:8:1",
         KIOSK_IDLE_SECONDS=120,
         KIOSK_ENROL_MINUTES=15,  # how long a `flask kiosks add` link stays valid
@@ -124,6 +128,9 @@ def check(app):
         "REGISTER_RATE_LIMIT",
         "REGISTER_RATE_WINDOW",
         "MIN_FACE_HEIGHT",
+        "STREAM_LIMIT",
+        "SERVE_CHANNEL_TIMEOUT",
+        "SERVE_CONNECTION_LIMIT",
     ):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ValueError(f"{key} must be a whole number of at least 1, not {cfg[key]!r}")
@@ -133,6 +140,7 @@ def check(app):
         "PASSWORD_HASH_WAIT",
         "CHALLENGE_SECONDS",
         "KIOSK_IDLE_SECONDS",
+        "STREAM_SECONDS",
         "CHALLENGE_MIN_YAW",
         "CHALLENGE_MIN_PITCH",
         "CHALLENGE_MIN_DEPTH",

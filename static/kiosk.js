@@ -126,6 +126,33 @@
     });
   }
 
+  // The server ends each live view after STREAM_SECONDS, and refuses one over its limit at
+  // once (503): open a new view when one ends, and retry a refused one after a growing pause.
+  const preview = document.querySelector("img[data-stream-seconds]");
+  if (preview) {
+    const lasts = Number(preview.dataset.streamSeconds) * 1000;
+    let pause = 2000;
+    let timer = null;
+    const reopen = () => {
+      const url = new URL(preview.src);
+      url.searchParams.set("view", Date.now());  // a new URL: the browser makes a new request
+      preview.src = url;
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        pause = 2000;
+        reopen();
+      }, lasts + 500);
+    };
+    preview.addEventListener("error", () => {
+      clearTimeout(timer);
+      timer = setTimeout(reopen, pause);
+      pause = Math.min(2 * pause, 60000);
+    });
+    // Refused before this script ran: the error event has passed already.
+    const refused = preview.complete && !preview.naturalWidth;
+    timer = setTimeout(reopen, refused ? pause : lasts + 500);
+  }
+
   // Coming back with the Back button shows the page as it was left: not looking any more.
   window.addEventListener("pageshow", (event) => {
     if (event.persisted) document.querySelectorAll("form.looking").forEach((form) => setBusy(form, false));

@@ -1,8 +1,10 @@
 """The kiosk camera's live preview: frames with the face box and a hint, as an MJPEG stream.
 
-Nothing here knows Flask; kiosk.py serves the stream.
+Nothing here knows Flask; views/camera.py serves the stream.
 """
 
+import math
+import threading
 import time
 
 import cv2
@@ -12,6 +14,28 @@ from facelogin.engine import faces
 from facelogin.engine.camera import CameraError
 
 FPS = 8
+ENDED = "Live view paused - reload the page"
+
+
+class Streams:
+    """Count the live views of one process: at most `limit` at once, each slot given back exactly once."""
+
+    def __init__(self, limit):
+        """Allow `limit` views at once."""
+        self._free = threading.BoundedSemaphore(limit)
+
+    def take(self):
+        """Return a function that gives the slot back (once), or None at once when every slot is taken."""
+        if not self._free.acquire(blocking=False):
+            return None
+        given_back = threading.Event()
+
+        def give_back():
+            if not given_back.is_set():
+                given_back.set()
+                self._free.release()
+
+        return give_back
 
 
 def hint(boxes, dark, min_face_height):
@@ -67,10 +91,26 @@ def notice(text):
     return rgb
 
 
-def mjpeg_parts(camera, timeout, detect_width, min_face_height, fps=FPS):
-    """Yield multipart JPEG parts of annotated camera frames, at most `fps` a second, forever."""
+def _part(rgb):
+    """Return one multipart part holding `rgb` as a JPEG."""
+    jpeg = faces.encode_jpeg(rgb, quality=80)
+    return b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
+
+
+def mjpeg_parts(camera, timeout, detect_width, min_face_height, fps=FPS, seconds=math.inf, allowed=lambda: True):
+    """Yield multipart JPEG parts of annotated camera frames, at most `fps` a second.
+
+    The stream ends after `seconds` (with a last picture saying so), and as soon as `allowed()`,
+    asked before every frame, is false: nobody keeps watching after losing the right to.
+    """
+    ends = time.monotonic() + seconds
     while True:
         started = time.monotonic()
+        if started >= ends:
+            yield _part(notice(ENDED))
+            return
+        if not allowed():
+            return
         try:
             # One frame per burst: the lock is free between frames, so a login can start any time.
             with camera.burst(1, timeout) as frames:
@@ -78,6 +118,5 @@ def mjpeg_parts(camera, timeout, detect_width, min_face_height, fps=FPS):
             rgb = notice("No picture") if frame is None else annotate(frame, detect_width, min_face_height)[0]
         except CameraError as e:
             rgb = notice("Camera busy" if e.reason == "busy" else "Camera unavailable")
-        jpeg = faces.encode_jpeg(rgb, quality=80)
-        yield b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
+        yield _part(rgb)
         time.sleep(max(0.0, 1.0 / fps - (time.monotonic() - started)))

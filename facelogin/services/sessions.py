@@ -11,6 +11,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app, g, redirect, request, session, url_for
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from facelogin.services import throttle
@@ -254,6 +255,35 @@ def list_devices():
 def may_watch_camera():
     """Return True if this request may see the kiosk camera: a registered kiosk or a logged-in admin."""
     return current_device() is not None or bool(g.get("user") is not None and g.user.is_admin)
+
+
+def camera_permit():
+    """Return a check of whether this request's viewer may still watch the camera, or None if it may not now.
+
+    The check reads the database afresh each time (one primary-key look-up, far cheaper than the
+    face detection on each preview frame): a revoked kiosk, or an admin who logged out, is demoted
+    or logged in elsewhere, fails it. A database that cannot answer fails it too.
+    """
+    device, user = current_device(), g.get("user")
+    if device is not None:
+        query = db.select(KioskDevice.id).where(
+            KioskDevice.id == device.id, KioskDevice.secret_hash == device.secret_hash, KioskDevice.revoked_at.is_(None)
+        )
+    elif user is not None and user.is_admin:
+        query = db.select(User.id).where(User.id == user.id, User.session_token == user.session_token, User.is_admin)
+    else:
+        return None
+    app = current_app._get_current_object()
+
+    def still_allowed():
+        # Its own app context: a fresh database session, closed again after the look-up.
+        with app.app_context():
+            try:
+                return db.session.execute(query).first() is not None
+            except SQLAlchemyError:
+                return False
+
+    return still_allowed
 
 
 def page_context():

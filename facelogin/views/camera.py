@@ -4,22 +4,43 @@ from flask import Blueprint, Response, abort, current_app
 
 from facelogin.engine import preview
 from facelogin.engine.camera import get_camera
-from facelogin.services.sessions import may_watch_camera
+from facelogin.services.sessions import camera_permit
 
 bp = Blueprint("camera", __name__, url_prefix="/camera")
 NOT_ALLOWED = "The camera view is shown only on a registered kiosk and to administrators"
 NO_SERVER_CAMERA = "The camera is in the kiosk browser here (CAMERA_MODE=browser): there is no server camera to show"
+MJPEG = "multipart/x-mixed-replace; boundary=frame"
+TOO_MANY = "{} live camera views are open already - close one, or try again in a moment"
+
+
+@bp.record_once
+def count_streams(state):
+    """Give the app its count of open live views: each one holds a server worker while it lasts."""
+    state.app.extensions["camera_streams"] = preview.Streams(state.app.config["STREAM_LIMIT"])
 
 
 @bp.get("/stream")
 def stream():
-    """Stream the kiosk camera as MJPEG with the face box and a hint."""
-    if not may_watch_camera():
+    """Stream the kiosk camera as MJPEG with the face box and a hint, for at most STREAM_SECONDS."""
+    still_allowed = camera_permit()
+    if still_allowed is None:
         abort(403, NOT_ALLOWED)
     cfg = current_app.config
     if cfg["CAMERA_MODE"] == "browser":
         abort(409, NO_SERVER_CAMERA)
     parts = preview.mjpeg_parts(
-        get_camera(cfg["CAMERA_SOURCE"]), cfg["CAMERA_TIMEOUT"], cfg["DETECT_WIDTH"], cfg["MIN_FACE_HEIGHT"]
+        get_camera(cfg["CAMERA_SOURCE"]),
+        cfg["CAMERA_TIMEOUT"],
+        cfg["DETECT_WIDTH"],
+        cfg["MIN_FACE_HEIGHT"],
+        seconds=cfg["STREAM_SECONDS"],
+        allowed=still_allowed,
     )
-    return Response(parts, mimetype="multipart/x-mixed-replace; boundary=frame", headers={"Cache-Control": "no-store"})
+    give_back = current_app.extensions["camera_streams"].take()
+    if give_back is None:
+        abort(503, TOO_MANY.format(cfg["STREAM_LIMIT"]))
+    response = Response(parts, mimetype=MJPEG, headers={"Cache-Control": "no-store"})
+    # The server closes the response when the stream ends or the browser goes away (even before
+    # the first frame, when a generator's own `finally` would never run).
+    response.call_on_close(give_back)
+    return response

@@ -249,6 +249,17 @@ def test_refused_face_shows_its_message(page, site, media, photos):
     shot(page, "login-refused")
 
 
+def test_preview_opens_a_new_view_when_the_server_ends_one(page, site):
+    site.configure(STREAM_SECONDS=1)  # the server ends each live view after 1 s
+    page.goto("/login")
+    preview_shows_frames(page)
+    for _ in range(2):  # kiosk.js asks for a new view each time, and it shows the camera again
+        with page.expect_response(lambda r: "/camera/stream?view=" in r.url) as answer:
+            pass
+        assert answer.value.status == 200
+        preview_shows_frames(page)
+
+
 def test_browser_camera_registers_and_logs_in(page, site):
     from playwright.sync_api import expect
 

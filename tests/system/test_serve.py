@@ -1,10 +1,86 @@
-"""Production serving: serve.py (waitress) in a subprocess answers a short loopback load test."""
+"""Production serving: serve.py (waitress) in a subprocess answers a short loopback load test and keeps its limits."""
 
+import http.client
 import signal
+import socket
+import time
 
 import pytest
 
+import serve
 from bench import load
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """serve.py on a prepared site, closing idle connections after 1 s; yield (process, port)."""
+    env = load.prepare_site(str(tmp_path_factory.mktemp("served")), SERVE_CHANNEL_TIMEOUT=1)
+    process, port = load.start_server(env)
+    yield process, port
+    load.stop_server(process)
+
+
+def resident_mib(pid):
+    """Return the resident memory of process `pid` in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def home_seconds(port):
+    """Return how long GET / took to answer 200 (infinity if it did not within 1 s)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    started = time.perf_counter()
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+        return time.perf_counter() - started if response.status == 200 else float("inf")
+    except TimeoutError:
+        return float("inf")
+    finally:
+        conn.close()
+
+
+def post_headers(port, length):
+    """Send only the headers of a registration with Content-Length `length`; return the first answer bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(
+            b"POST /register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: %d\r\n\r\n" % length
+        )
+        try:
+            return s.recv(65536)
+        except TimeoutError:
+            return b"(no answer while the server waits for the body)"
+
+
+def test_a_body_over_max_content_length_is_refused_from_its_header(served):
+    process, port = served
+    before = resident_mib(process.pid)
+    answer = post_headers(port, 300 * MIB)  # not one byte of the body is sent
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert resident_mib(process.pid) - before < 30
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:  # the limit itself reaches Flask
+        s.sendall(b"POST /register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % (10 * MIB))
+        s.sendall(b"x" * (10 * MIB))
+        assert s.recv(65536).startswith(b"HTTP/1.1 400 ")  # no CSRF token: the app, not waitress, answered
+
+
+def test_unfinished_headers_neither_block_the_server_nor_stay_open(served):
+    _, port = served
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(150)]
+    for s in slow:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line that ends them
+    assert home_seconds(port) < 1.0
+    for s in slow:  # closed once idle for SERVE_CHANNEL_TIMEOUT (1 s here), checked every second
+        try:
+            assert s.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        s.close()
+    assert home_seconds(port) < 1.0
 
 
 def test_waitress_serves_pages_and_both_logins(tmp_path):
@@ -31,3 +107,9 @@ def test_waitress_serves_pages_and_both_logins(tmp_path):
 def test_load_client_targets_this_machine_only():
     with pytest.raises(ValueError):
         load.Client("192.0.2.1", 80)
+
+
+def test_live_views_cannot_take_every_worker(app):
+    with pytest.raises(ValueError, match="more than STREAM_LIMIT"):
+        serve.limits(app.config, threads=2)
+    assert serve.limits(app.config, threads=3)["max_request_body_size"] == app.config["MAX_CONTENT_LENGTH"] + 1

@@ -1,6 +1,7 @@
 """The kiosk camera in the pages: preview stream, a kiosk photo for registration, browser frames."""
 
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from driver import register_kiosk
 
 from facelogin.engine import preview
 from facelogin.engine.camera import Camera
-from facelogin.services import enrolment
+from facelogin.services import enrolment, sessions
+from models import db
 
 REMOTE = {"REMOTE_ADDR": "192.0.2.7"}  # a documentation address: never contacted
 
@@ -55,6 +57,62 @@ def test_stream_is_refused_to_others_but_not_to_admins(app, client, stranger, ru
     app.config["CAMERA_MODE"] = "browser"
     response = client.get("/camera/stream")
     assert response.status_code == 409 and b"no server camera" in response.data
+
+
+def _parts(response, most=100):
+    """Read the parts of a stream until it ends (at most `most`); return them."""
+    return list(itertools.islice(response.response, most))
+
+
+def test_a_stream_over_the_limit_is_refused_at_once_and_a_closed_one_frees_its_slot(make_app):
+    app = make_app(STREAM_LIMIT=2)
+    with app.app_context():
+        db.create_all()
+    client = app.test_client()
+    register_kiosk(app, client)
+    first, second = client.get("/camera/stream"), client.get("/camera/stream")
+    next(iter(first.response))  # one streams frames, the other has not started yet
+    assert first.status_code == second.status_code == 200
+    third = client.get("/camera/stream")
+    assert third.status_code == 503 and b"2 live camera views are open already" in third.data
+    second.close()  # the browser went away before the first frame
+    fourth = client.get("/camera/stream")
+    assert fourth.status_code == 200
+    first.close()
+    fourth.close()
+    assert client.get("/camera/stream").status_code == 200
+
+
+def test_a_stream_ends_after_stream_seconds(app, client):
+    app.config["STREAM_SECONDS"] = 0.3
+    response = client.get("/camera/stream")
+    parts = _parts(response)
+    assert 1 < len(parts) < 100  # it ended by itself: 8 frames a second for 0.3 s, then the notice
+    assert _jpeg(parts[-1]).shape == (480, 640, 3)
+    response.close()
+
+
+def test_an_admins_stream_stops_when_the_admin_logs_out(stranger, runner):
+    runner.invoke(args=["users", "create-admin", "boss"], input="s3cret pass\ns3cret pass\n")
+    stranger.post("/login/password", data={"username": "boss", "password": "s3cret pass"}, environ_base=REMOTE)
+    response = stranger.get("/camera/stream", environ_base=REMOTE)
+    frames = iter(response.response)
+    next(frames)
+    stranger.post("/logout", environ_base=REMOTE)
+    assert _parts(response) == []  # not one frame more
+    response.close()
+
+
+def test_a_kiosks_stream_stops_when_the_kiosk_is_revoked(app):
+    client = app.test_client()
+    name = register_kiosk(app, client)
+    response = client.get("/camera/stream")
+    frames = iter(response.response)
+    next(frames)
+    with app.app_context():
+        sessions.revoke_device(name)
+    assert _parts(response) == []
+    response.close()
 
 
 @pytest.mark.parametrize(
