@@ -25,6 +25,7 @@ def defaults(app):
         UPLOAD_FOLDER=os.path.join(app.root_path, "uploads"),
         KNOWN_FACES_FOLDER=os.path.join(app.root_path, "known_faces"),
         KEEP_UPLOADS=False,
+        CAPTURE_KEEP_SECONDS=600,  # an unconfirmed kiosk-camera photo is deleted after this
         CAMERA_SOURCE=0,
         CAMERA_MODE="server",  # or "browser": the kiosk browser takes the pictures
         CAMERA_FRAMES=10,
@@ -60,6 +61,7 @@ def defaults(app):
         MAX_IMAGE_PIXELS=40_000_000,
         PASSWORD_HASH_METHOD="scrypt:131072:8:1",
         KIOSK_IDLE_SECONDS=120,
+        SESSION_MAX_HOURS=12,  # a session ends this long after its login, however active
         KIOSK_ENROL_MINUTES=15,  # how long a `flask kiosks add` link stays valid
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -112,6 +114,8 @@ def check(app):
         "CAMERA_TIMEOUT",
         "CHALLENGE_SECONDS",
         "KIOSK_IDLE_SECONDS",
+        "CAPTURE_KEEP_SECONDS",
+        "SESSION_MAX_HOURS",
         "CHALLENGE_MIN_YAW",
         "CHALLENGE_MIN_PITCH",
         "CHALLENGE_MIN_DEPTH",

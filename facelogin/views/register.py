@@ -65,7 +65,9 @@ def captured_photo():
     path = enrolment.captured_path()
     if path is None:
         return render_template("error.html", error="There is no photo to show"), 404
-    return send_file(path, mimetype="image/jpeg", max_age=0)
+    response = send_file(path, mimetype="image/jpeg", max_age=0)
+    response.headers["Cache-Control"] = "no-store"  # a photo of a person who has not enrolled (yet)
+    return response
 
 
 @bp.post("/camera/discard")
