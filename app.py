@@ -1,12 +1,10 @@
 """The kiosk face-login app: `flask` finds `create_app` here."""
 
-import os
-
 from flask import Flask
 
 from facelogin import commands, config
 from facelogin.extensions import csrf, migrate
-from facelogin.services import gallery, sessions
+from facelogin.services import gallery, sessions, storage
 from facelogin.views import account, admin, camera, errors, kiosks, login, register
 from models import check_template_key, db
 
@@ -21,8 +19,7 @@ def create_app(test_config=None):
     if test_config is not None:
         app.config.update(test_config)
     config.check(app)
-    for folder in (app.instance_path, app.config["UPLOAD_FOLDER"], app.config["KNOWN_FACES_FOLDER"]):
-        os.makedirs(folder, exist_ok=True)
+    storage.init_app(app)  # before the database connects: it creates the SQLite file 0600
 
     db.init_app(app)
     check_template_key(app)

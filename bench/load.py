@@ -47,9 +47,11 @@ class Client:
         self.conn = http.client.HTTPConnection(host, port, timeout=60)
         self.cookies = {"kiosk_device": device} if device else {}
 
-    def request(self, method, path, form=None, files=()):
+    def request(self, method, path, form=None, files=(), headers=None):
         """Send one request (files: (field, filename, bytes)); return (status, response, body)."""
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
+        headers = dict(headers or {})
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
         if files:
             body, headers["Content-Type"] = multipart(form or {}, files)
@@ -203,10 +205,10 @@ def prepare_site(folder, **settings):
     return {**os.environ, **{f"FLASK_{k}": str(v) for k, v in config.items()}, "KIOSK_DEVICE": device}
 
 
-def start_server(env, threads=8):
-    """Start serve.py on a free loopback port; return (process, port)."""
+def start_server(env, threads=8, options=()):
+    """Start serve.py on a free loopback port (with extra command-line `options`); return (process, port)."""
     process = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "serve.py"), "--port", "0", "--threads", str(threads)],
+        [sys.executable, os.path.join(ROOT, "serve.py"), "--port", "0", "--threads", str(threads), *options],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

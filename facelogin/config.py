@@ -26,6 +26,7 @@ def defaults(app):
         UPLOAD_FOLDER=os.path.join(app.root_path, "uploads"),
         KNOWN_FACES_FOLDER=os.path.join(app.root_path, "known_faces"),
         KEEP_UPLOADS=False,
+        CAPTURE_KEEP_SECONDS=600,  # an unconfirmed kiosk-camera photo is deleted after this
         CAMERA_SOURCE=0,
         CAMERA_MODE="server",  # or "browser": the kiosk browser takes the pictures
         CAMERA_FRAMES=10,
@@ -76,6 +77,7 @@ def defaults(app):
         SERVE_CONNECTION_LIMIT=1000,  # serve.py: open connections at once, so that slow ones cannot fill it
         PASSWORD_HASH_METHOD="scrypt:131072:8:1",
         KIOSK_IDLE_SECONDS=120,
+        SESSION_MAX_HOURS=12,  # a session ends this long after its login, however active
         KIOSK_ENROL_MINUTES=15,  # how long a `flask kiosks add` link stays valid
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -141,6 +143,8 @@ def check(app):
         "CHALLENGE_SECONDS",
         "KIOSK_IDLE_SECONDS",
         "STREAM_SECONDS",
+        "CAPTURE_KEEP_SECONDS",
+        "SESSION_MAX_HOURS",
         "CHALLENGE_MIN_YAW",
         "CHALLENGE_MIN_PITCH",
         "CHALLENGE_MIN_DEPTH",

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import uuid
 
 from flask import current_app, g, session
@@ -80,13 +81,18 @@ def face_from_photo(rgb):
 def _stage_upload(photo):
     """Save the photo (an upload, bytes or a file path) under a server-made name in UPLOAD_FOLDER."""
     path = os.path.join(current_app.config["UPLOAD_FOLDER"], f"{uuid.uuid4().hex}.upload")
-    if isinstance(photo, (bytes, bytearray)):
-        with open(path, "wb") as f:
-            f.write(photo)
-    elif isinstance(photo, (str, os.PathLike)):
-        shutil.copyfile(photo, path)
-    else:
-        photo.save(path)
+    try:
+        with storage.create_private(path) as f:
+            if isinstance(photo, (bytes, bytearray)):
+                f.write(photo)
+            elif isinstance(photo, (str, os.PathLike)):
+                with open(photo, "rb") as source:
+                    shutil.copyfileobj(source, f)
+            else:
+                photo.save(f)
+    except BaseException:
+        storage.remove(path)  # a half-written copy is of no use to anyone
+        raise
     return path
 
 
@@ -265,7 +271,6 @@ def remove_template(user, number):
 
 
 # --- a photo taken with the kiosk camera ------------------------------------------------------
-CAPTURE_MAX_AGE = 600  # seconds an unconfirmed kiosk photo is kept
 CAPTURE_NAME = re.compile(r"[0-9a-f]{32}")
 
 
@@ -281,24 +286,29 @@ def take_photo(posted=()):
 
 
 def captured_path():
-    """Return the path of this session's kiosk photo, or None if there is none on disk."""
+    """Return the path of this session's kiosk photo, or None if there is none on disk or it has expired."""
     name = session.get("capture")
     if not (isinstance(name, str) and CAPTURE_NAME.fullmatch(name)):
         return None
     path = os.path.join(storage.folder("captures"), f"{name}.jpg")
-    return path if os.path.isfile(path) else None
+    try:
+        expired = os.path.getmtime(path) < time.time() - current_app.config["CAPTURE_KEEP_SECONDS"]
+    except FileNotFoundError:
+        return None
+    return None if expired else path
 
 
 def discard_capture():
-    """Delete this session's kiosk photo, and any other left longer than CAPTURE_MAX_AGE."""
+    """Delete this session's kiosk photo, and any other left longer than CAPTURE_KEEP_SECONDS."""
     storage.remove(captured_path())
     session.pop("capture", None)
-    storage.delete_older_than(storage.folder("captures"), CAPTURE_MAX_AGE)
+    storage.delete_older_than(storage.folder("captures"), current_app.config["CAPTURE_KEEP_SECONDS"])
 
 
 def keep_capture(jpeg):
-    """Keep a kiosk photo server-side for this session until the person confirms or discards it."""
+    """Keep a kiosk photo server-side for this session until it is confirmed, discarded or expires."""
     discard_capture()
-    name = uuid.uuid4().hex
-    storage.write_atomically(os.path.join(storage.folder("captures"), f"{name}.jpg"), jpeg)
+    name, folder = uuid.uuid4().hex, storage.folder("captures")
+    storage.write_atomically(os.path.join(folder, f"{name}.jpg"), jpeg)
     session["capture"] = name
+    storage.sweep_later(folder, current_app.config["CAPTURE_KEEP_SECONDS"])

@@ -2,19 +2,19 @@
 
 import functools
 import hashlib
+import ipaddress
 import os
 import re
 import secrets
 import threading
-import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import current_app, g, redirect, request, session, url_for
+from flask import abort, current_app, flash, g, redirect, request, session, url_for
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from facelogin.services import throttle
+from facelogin.services import storage, throttle
 from models import KioskDevice, User, as_utc, db, utcnow
 
 # The account rules, written once: the forms, `flask users` and the importer use them.
@@ -23,10 +23,17 @@ USERNAME_HELP = "Use 3 to 64 letters, digits, dots, dashes or underscores for th
 PASSWORD_LENGTH = (8, 128)
 PASSWORD_HELP = "Use {} to {} characters for the password".format(*PASSWORD_LENGTH)
 
+BAD_ADDRESS = "Bad forwarded address: this request's client address is not an IP address - ask staff to check the proxy"
+SESSION_TOO_OLD = "You were logged out because you logged in more than {} hours ago - please log in again."
+clock = utcnow  # tests move it instead of waiting
+
 CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# The kiosk page may use this site's camera (browser camera mode); nothing else it never needs.
+PERMISSIONS_POLICY = "camera=(self), microphone=(), geolocation=(), payment=(), usb=(), display-capture=()"
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def load_secret_key(app):
@@ -35,9 +42,8 @@ def load_secret_key(app):
         return
     path = os.path.join(app.instance_path, "secret_key")
     try:
-        with open(path, "x", encoding="ascii") as f:
-            os.chmod(path, 0o600)
-            f.write(secrets.token_hex(32))
+        with storage.create_private(path) as f:
+            f.write(secrets.token_hex(32).encode("ascii"))
     except FileExistsError:
         pass
     with open(path, encoding="ascii") as f:
@@ -82,11 +88,31 @@ def login_user(user):
     """Start a fresh session for `user`: old session data and old cookies are discarded."""
     session.clear()
     user.session_token = secrets.token_urlsafe(32)
-    user.last_login_at = utcnow()
+    user.last_login_at = clock()
     db.session.commit()
     session["user_id"] = user.id
     session["token"] = user.session_token
-    session["seen"] = time.time()
+    session["seen"] = clock().timestamp()
+
+
+def client_address():
+    """Return the client's IP address, normalised; refuse the request (400) when it is not one."""
+    if "client_address" not in g:
+        # Behind --trusted-proxy, REMOTE_ADDR is whatever the proxy's X-Forwarded-For said: it goes
+        # into rate limits and the audit log only once it has been read as an IP address.
+        raw = request.remote_addr or ""
+        try:
+            address = ipaddress.ip_address(raw.partition("%")[0])  # without an IPv6 zone: the same host
+        except ValueError:
+            current_app.logger.warning("refused a request from a bad client address %r", raw[:100])
+            abort(400, BAD_ADDRESS)
+        g.client_address = str(getattr(address, "ipv4_mapped", None) or address)
+    return g.client_address
+
+
+def check_client_address():
+    """Refuse any request whose client address is not an IP address (a hook: it returns nothing)."""
+    client_address()
 
 
 def logout_user():
@@ -100,17 +126,24 @@ def logout_user():
 
 
 def load_logged_in_user():
-    """Put the logged-in user (or None) on `g`, ending sessions that are stale or idle."""
+    """Put the logged-in user (or None) on `g`, ending sessions that are stale, idle or too old."""
     g.user = None
     user_id, token = session.get("user_id"), session.get("token")
     if user_id is None:
         return
     user = db.session.get(User, user_id)
-    idle = time.time() - session.get("seen", 0) > current_app.config["KIOSK_IDLE_SECONDS"]
+    idle = clock().timestamp() - session.get("seen", 0) > current_app.config["KIOSK_IDLE_SECONDS"]
     if user is None or not token or not secrets.compare_digest(token, user.session_token or "") or idle:
         session.clear()
         return
-    session["seen"] = time.time()
+    # last_login_at is when this session's token was issued (login_user sets both).
+    max_hours = current_app.config["SESSION_MAX_HOURS"]
+    if user.last_login_at is None or as_utc(user.last_login_at) + timedelta(hours=max_hours) <= clock():
+        g.user = user
+        logout_user()  # the old cookie stops working too
+        flash(SESSION_TOO_OLD.format(max_hours))
+        return
+    session["seen"] = clock().timestamp()
     g.user = user
 
 
@@ -142,6 +175,10 @@ def set_security_headers(response):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+    if current_app.config["SESSION_COOKIE_SECURE"] and request.is_secure:
+        # Only over HTTPS (RFC 6797 8.1): secure cookies say the site is served over HTTPS only.
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     if g.get("user") is not None or request.endpoint in ("account.protected", "account.photo"):
         response.headers["Cache-Control"] = "no-store"
     return response
@@ -295,6 +332,7 @@ def page_context():
 def init_app(app):
     """Install the secret key, the per-request hooks and the page context."""
     load_secret_key(app)
+    app.before_request(check_client_address)  # first: nothing else runs for a request from a bad address
     app.extensions["hash_slots"] = throttle.Slots(app.config["PASSWORD_HASH_CONCURRENCY"])
     app.before_request(load_logged_in_user)
     app.after_request(set_security_headers)

@@ -1,12 +1,12 @@
 """The logged-in person's own page: greeting, their face photo, and adding or removing face photos."""
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, url_for
 
 from facelogin.engine.camera import CameraError
 from facelogin.forms import ActionForm, PhotoForm, first_error, posted_pictures
 from facelogin.services import enrolment, storage
 from facelogin.services.enrolment import EnrollError
-from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, current_device, login_required
+from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, client_address, current_device, login_required
 
 bp = Blueprint("account", __name__, url_prefix="/protected")
 ADDED = "Photo added: the kiosk now knows you from one more picture."
@@ -47,7 +47,7 @@ def add():
     if not form.validate_on_submit():
         return _page(first_error(form), 400)
     try:
-        enrolment.add_template(g.user, form.photo.data.read(), request.remote_addr)
+        enrolment.add_template(g.user, form.photo.data.read(), client_address())
     except EnrollError as e:
         return _page(str(e), e.status)
     flash(ADDED)
@@ -61,7 +61,7 @@ def capture():
     if current_device() is None:
         return _page(NEEDS_KIOSK_FOR_CAMERA, 403)
     try:
-        enrolment.add_template(g.user, enrolment.take_photo(posted_pictures()), request.remote_addr)
+        enrolment.add_template(g.user, enrolment.take_photo(posted_pictures()), client_address())
     except (EnrollError, CameraError) as e:
         return _page(str(e), e.status)
     flash(ADDED)

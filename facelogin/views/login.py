@@ -4,7 +4,14 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from facelogin.forms import ActionForm, FaceLoginForm, PasswordLoginForm, first_error, posted_pictures
 from facelogin.services import attempts
-from facelogin.services.sessions import NEEDS_KIOSK_TO_LOGIN, current_device, login_user, logout_user, safe_next
+from facelogin.services.sessions import (
+    NEEDS_KIOSK_TO_LOGIN,
+    client_address,
+    current_device,
+    login_user,
+    logout_user,
+    safe_next,
+)
 
 bp = Blueprint("login", __name__)
 
@@ -55,7 +62,7 @@ def login():
     if error:
         return _login_page(error, 400)
     outcome = attempts.face_attempt(
-        mode, form.username.data, form.password.data, request.remote_addr, posted_pictures(), form.nonce.data
+        mode, form.username.data, form.password.data, client_address(), posted_pictures(), form.nonce.data
     )
     return _finish_login(outcome)
 
@@ -66,7 +73,7 @@ def login_password():
     form = PasswordLoginForm()
     if not form.validate_on_submit():
         return _login_page(first_error(form), 400, password_open=True)
-    return _finish_login(attempts.password_attempt(form.username.data, form.password.data, request.remote_addr))
+    return _finish_login(attempts.password_attempt(form.username.data, form.password.data, client_address()))
 
 
 @bp.post("/logout")

@@ -6,7 +6,7 @@ from facelogin.engine.camera import CameraError
 from facelogin.forms import AccountForm, RegisterForm, first_error, posted_pictures
 from facelogin.services import enrolment
 from facelogin.services.enrolment import EnrollError
-from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, current_device
+from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, client_address, current_device
 
 bp = Blueprint("register", __name__, url_prefix="/register")
 WELCOME = "Welcome, {}! You can now log in by looking at the camera."
@@ -43,7 +43,7 @@ def register():
         refusal = enrolment.registration_refusal()
         return render_template("register.html", form=form, error=first_error(form), refusal=refusal), status
     try:
-        user = enrolment.register_user(form.username.data, form.password.data, form.photo.data, request.remote_addr)
+        user = enrolment.register_user(form.username.data, form.password.data, form.photo.data, client_address())
     except EnrollError as e:
         return render_template("register.html", form=form, error=str(e)), e.status
     return _registered(user)
@@ -74,7 +74,7 @@ def confirm():
         return render_template("register_camera.html", form=form, error=first_error(form)), status
     try:
         user = enrolment.register_user(
-            form.username.data, form.password.data, path, request.remote_addr, mode="register-camera"
+            form.username.data, form.password.data, path, client_address(), mode="register-camera"
         )
     except EnrollError as e:
         return render_template("register_camera.html", form=form, error=str(e)), e.status
@@ -88,7 +88,9 @@ def captured_photo():
     path = enrolment.captured_path()
     if path is None:
         return render_template("error.html", error="There is no photo to show"), 404
-    return send_file(path, mimetype="image/jpeg", max_age=0)
+    response = send_file(path, mimetype="image/jpeg", max_age=0)
+    response.headers["Cache-Control"] = "no-store"  # a photo of a person who has not enrolled (yet)
+    return response
 
 
 @bp.post("/camera/discard")

@@ -129,3 +129,49 @@ def test_unknown_user_costs_as_much_as_a_wrong_password(app, kiosk, photos, monk
     assert wrong.data.count(b"Wrong username or password") == unknown.data.count(b"Wrong username or password") == 1
     method = app.config["PASSWORD_HASH_METHOD"]
     assert checked == [method, method]  # one check of the same cost each: grace's hash, then the dummy
+
+
+def _addresses(app):
+    """Return the client addresses the audit log holds."""
+    from models import LoginAttempt, db
+
+    with app.app_context():
+        return db.session.execute(db.select(LoginAttempt.client_addr)).scalars().all()
+
+
+@pytest.mark.parametrize(
+    "given, stored",
+    [("203.0.113.9", "203.0.113.9"), ("::ffff:203.0.113.9", "203.0.113.9"), ("fe80::1%" + "a" * 300, "fe80::1")],
+)
+def test_client_address_is_stored_as_an_ip_address(app, kiosk, photos, given, stored):
+    kiosk.register("grace", photos["grace"])
+    response = kiosk.client.post(
+        "/login/password", data={"username": "grace", "password": "wrong horse"}, environ_base={"REMOTE_ADDR": given}
+    )
+    assert response.status_code == 401 and _addresses(app) == [stored]
+
+
+@pytest.mark.parametrize("address", ["<script>alert(1)</script>", "1" * 300, "203.0.113.9:4000", "", "unknown"])
+def test_bad_client_address_is_refused_and_never_stored(app, kiosk, photos, address):
+    kiosk.register("grace", photos["grace"])
+    bad = {"REMOTE_ADDR": address}
+    for path in ("/login/password", "/login"):
+        response = kiosk.client.post(path, data={"username": "grace", "password": "x" * 8}, environ_base=bad)
+        assert response.status_code == 400 and b"Bad forwarded address" in response.data
+    assert kiosk.client.get("/", environ_base=bad).status_code == 400
+    assert _addresses(app) == [] and kiosk.client.get("/").status_code == 200
+
+
+def test_permissions_policy_allows_the_camera_to_this_site_only(client):
+    policy = client.get("/login").headers["Permissions-Policy"]
+    assert "camera=(self)" in policy.split(", ")
+    assert {"microphone=()", "geolocation=()"} <= set(policy.split(", "))
+
+
+def test_hsts_only_with_secure_cookies_over_https(app, client):
+    assert "Strict-Transport-Security" not in client.get("/", base_url="https://localhost").headers
+    app.config["SESSION_COOKIE_SECURE"] = True
+    assert "Strict-Transport-Security" not in client.get("/").headers  # never on plain HTTP
+    for path in ("/", "/no-such-page"):
+        response = client.get(path, base_url="https://localhost")
+        assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"

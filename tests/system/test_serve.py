@@ -3,6 +3,7 @@
 import http.client
 import signal
 import socket
+import sqlite3
 import time
 
 import pytest
@@ -113,3 +114,22 @@ def test_live_views_cannot_take_every_worker(app):
     with pytest.raises(ValueError, match="more than STREAM_LIMIT"):
         serve.limits(app.config, threads=2)
     assert serve.limits(app.config, threads=3)["max_request_body_size"] == app.config["MAX_CONTENT_LENGTH"] + 1
+
+
+def test_forwarded_address_is_checked_behind_a_trusted_proxy(tmp_path):
+    env = load.prepare_site(str(tmp_path), PASSWORD_HASH_METHOD="scrypt:1024:8:1")
+    process, port = load.start_server(env, threads=4, options=["--trusted-proxy", "127.0.0.1"])
+    try:
+        client = load.Client("127.0.0.1", port)
+        form = {"csrf_token": client.token(), "username": load.USERNAME, "password": "wrong horse"}
+        for bad in ("<script>alert(1)</script>", "a" * 300, "198.51.100.20, not-an-address"):
+            status, _, page = client.request("POST", "/login/password", form, headers={"X-Forwarded-For": bad})
+            assert status == 400 and b"Bad forwarded address" in page, bad
+        forwarded = {"X-Forwarded-For": "198.51.100.20, 203.0.113.9"}  # the proxy appended the last one
+        assert client.request("POST", "/login/password", form, headers=forwarded)[0] == 401
+        assert client.request("GET", "/")[0] == 200  # the server keeps answering
+        client.close()
+    finally:
+        load.stop_server(process)
+    with sqlite3.connect(tmp_path / "site.sqlite") as database:
+        assert database.execute("SELECT client_addr FROM login_attempts").fetchall() == [("203.0.113.9",)]

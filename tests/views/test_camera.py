@@ -14,7 +14,7 @@ from driver import register_kiosk
 
 from facelogin.engine import preview
 from facelogin.engine.camera import Camera
-from facelogin.services import enrolment, sessions
+from facelogin.services import sessions, storage
 from models import db
 
 REMOTE = {"REMOTE_ADDR": "192.0.2.7"}  # a documentation address: never contacted
@@ -189,14 +189,50 @@ def test_refused_kiosk_photo_can_be_retaken(kiosk, client, media, stored_files, 
     assert client.get("/register/camera").headers["Location"] == "/register"
 
 
+def _age(path, seconds):
+    """Make the file at `path` look written `seconds` ago."""
+    os.utime(path, (time.time() - seconds,) * 2)
+
+
 def test_stale_kiosk_photos_are_swept(app, client, stored_files):
     client.post("/register/capture")
     old = stored_files()[0]
-    os.utime(old, (time.time() - enrolment.CAPTURE_MAX_AGE - 1,) * 2)
+    _age(old, app.config["CAPTURE_KEEP_SECONDS"] + 1)
     other = app.test_client()
     register_kiosk(app, other, "second-kiosk")
     other.post("/register/capture")  # somebody else's capture
     assert old not in stored_files() and len(stored_files()) == 1
+
+
+def test_kiosk_photo_is_never_stored_by_the_browser(client):
+    client.post("/register/capture")
+    assert client.get("/register/camera/photo").headers["Cache-Control"] == "no-store"
+
+
+def test_expired_kiosk_photo_is_neither_shown_nor_used(app, client, stored_files, user_count):
+    client.post("/register/capture")
+    _age(stored_files()[0], app.config["CAPTURE_KEEP_SECONDS"] + 1)
+    assert client.get("/register/camera/photo").status_code == 404
+    response = client.post("/register/camera", data={"username": "grace", "password": "correct horse"})
+    assert response.headers["Location"] == "/register" and user_count() == 0
+
+
+def test_a_timer_deletes_expired_kiosk_photos_without_any_request(app, client, stored_files):
+    app.config["CAPTURE_KEEP_SECONDS"] = 300
+    client.post("/register/capture")
+    folder = os.path.dirname(stored_files()[0])
+    timer = storage._sweepers[folder]  # started by the capture: the kiosk may get no request for hours
+    assert timer.daemon and timer.interval == 300
+    timer.cancel()
+    expired, fresh = stored_files()[0], os.path.join(folder, "fresh.jpg")
+    storage.write_atomically(fresh, b"photo")
+    _age(expired, 301)
+    _age(fresh, 100)
+    timer.function(*timer.args)  # what the timer does when it fires, 300 s after the capture
+    assert stored_files() == [fresh]
+    again = storage._sweepers.pop(folder)  # it waits for the photo that is left to expire
+    again.cancel()
+    assert 200 < again.interval <= 202
 
 
 def test_capture_follows_camera_mode(app, client, media, stored_files):

@@ -166,3 +166,21 @@ def test_next_brings_the_user_back_to_a_local_page_only(kiosk, photos):
             "/login/password", query_string={"next": target}, data={"username": "grace", "password": "correct horse"}
         )
         assert response.headers["Location"] == "/protected", target
+
+
+def test_session_ends_after_its_absolute_lifetime(app, kiosk, photos, clock, monkeypatch):
+    from facelogin.services import sessions
+
+    monkeypatch.setattr(sessions, "clock", clock)
+    kiosk.register("grace", photos["grace"])
+    kiosk.password_login("grace", "correct horse")
+    cookie = kiosk.client.get_cookie("session").value
+    for _ in range(12 * 60 - 1):  # a request every minute: never idle
+        clock.advance(60)
+        assert kiosk.client.get("/protected").status_code == 200
+    clock.advance(60)  # 12 hours after the login
+    response = kiosk.client.get("/protected", follow_redirects=True)
+    assert response.request.path == "/login"
+    assert b"You were logged out because you logged in more than 12 hours ago" in response.data
+    kiosk.client.set_cookie("session", cookie)  # the old cookie does not come back in either
+    assert kiosk.client.get("/protected").status_code == 302
