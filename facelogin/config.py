@@ -68,6 +68,15 @@ def defaults(app):
         SAVE_FAILED_SNAPSHOTS=False,
         SNAPSHOT_RETENTION_DAYS=7,
         MIN_FACE_HEIGHT=80,
+        # The enrolment quality gate (engine/quality.py; login frames are never gated). Measured on the
+        # fixture photos: the good ones, a 30-degree three-quarter view among them, pass; blurred,
+        # further-turned, eyes-shut and half-shadowed copies fail. A minimum of 0 turns that check off.
+        ENROL_MAX_YAW=0.85,  # nose offset from the jaw's middle, in half jaw widths (fixtures: up to 0.66)
+        ENROL_MAX_PITCH=0.17,  # nose height off a frontal face's, in eye-to-chin heights (fixtures: up to 0.11)
+        ENROL_MIN_SHARPNESS=0.6,  # share of the face's detail a 1 px blur removes (fixtures: 0.70+; blurred: ~0.55)
+        ENROL_MIN_OPENNESS=0.2,  # eye openness, liveness.openness (fixtures: 0.33+; painted shut: 0.10-0.13)
+        ENROL_MIN_EVEN_LIGHT=0.5,  # darker half of the face over the brighter half (fixtures: 0.78+)
+        ENROL_JITTERS=1,  # re-samplings averaged per enrolment encoding (num_jitters); login frames use 1
         DETECT_WIDTH=320,
         STREAM_LIMIT=2,  # live camera views at once per process: each holds a server worker while it lasts
         STREAM_SECONDS=300,  # the longest one live view lasts; the page then opens a new one (kiosk.js)
@@ -130,6 +139,7 @@ def check(app):
         "REGISTER_RATE_LIMIT",
         "REGISTER_RATE_WINDOW",
         "MIN_FACE_HEIGHT",
+        "ENROL_JITTERS",
         "STREAM_LIMIT",
         "SERVE_CHANNEL_TIMEOUT",
         "SERVE_CONNECTION_LIMIT",
@@ -150,9 +160,14 @@ def check(app):
         "CHALLENGE_MIN_DEPTH",
         "CHALLENGE_MIN_DEPTH_PITCH",
         "CHALLENGE_MIN_TEXTURE",
+        "ENROL_MAX_YAW",
+        "ENROL_MAX_PITCH",
     ):
         if not isinstance(cfg[key], int | float) or cfg[key] <= 0:
             raise ValueError(f"{key} must be a positive number, not {cfg[key]!r}")
+    for key in ("ENROL_MIN_SHARPNESS", "ENROL_MIN_OPENNESS", "ENROL_MIN_EVEN_LIGHT"):  # 0: that check is off
+        if not isinstance(cfg[key], int | float) or cfg[key] < 0:
+            raise ValueError(f"{key} must be a number of at least 0, not {cfg[key]!r}")
     try:
         templates.cipher_for(cfg["FACE_TEMPLATE_KEY"])
     except (ValueError, TypeError) as e:

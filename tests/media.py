@@ -337,3 +337,32 @@ def swap_clip(bgr_a, bgr_b, direction, degrees=20, seed=0, at=15, **kw):
     a = turn_clip(bgr_a, direction, degrees, seed, **kw)
     b = turn_clip(bgr_b, direction, degrees, seed, **kw)
     return a[:at] + b[at:]
+
+
+# --- light and enrolment quality ----------------------------------------------------------------
+
+
+def letterbox(image, size=(1280, 480)):
+    """Return a portrait photo filling the height of a wide frame between black side bars."""
+    return on_canvas(image, size, size[1], background=(0, 0, 0))
+
+
+def on_stage(image):
+    """Return a well-lit photo in the middle of a black frame, as a face before a dark wall or on a stage."""
+    return on_canvas(image, height=300, background=(0, 0, 0))
+
+
+def blur_face(image, sigma):
+    """Blur a photo so its face looks `sigma` px out of focus at the 150 px scale dlib encodes faces at."""
+    rgb = faces.frame_to_rgb(image)
+    box = faces.find_single_face(rgb, detect_width=1024).box
+    return cv2.GaussianBlur(image, (0, 0), sigma * faces.box_height(box) / 150)
+
+
+def shade_half(image, gain=0.3):
+    """Darken the left half of a photo's face (and everything left of it), as a lamp from one side."""
+    rgb = faces.frame_to_rgb(image)
+    top, right, bottom, left = faces.find_single_face(rgb, detect_width=1024).box
+    out = image.astype(np.float32)
+    out[:, : (left + right) // 2] *= gain
+    return out.astype(np.uint8)

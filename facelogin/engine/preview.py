@@ -38,26 +38,22 @@ class Streams:
         return give_back
 
 
-def hint(boxes, dark, min_face_height):
-    """Return what the person in front of the camera should do, in a few words."""
-    if dark:
-        return "Too dark - face the light"
-    if not boxes:
-        # A face too small for the detector is not found at all, so this covers "too far" too.
-        return "Step closer and look at the camera"
-    if len(boxes) > 1:
-        return "One person at a time"
-    if faces.box_height(boxes[0]) < min_face_height:
-        return "Move closer"
-    return "Ready"
+HINTS = {
+    "dark": "Too dark - face the light",
+    # A face too small for the detector is not found at all, so this covers "too far" too.
+    "no_face": "Step closer and look at the camera",
+    "many_faces": "One person at a time",
+    "too_small": "Move closer",
+    None: "Ready",
+}
 
 
 def annotate(frame, detect_width, min_face_height):
     """Return the BGR frame as RGB with the face boxes and the hint drawn on it, and the hint."""
     rgb = faces.frame_to_rgb(frame)
-    dark = faces.is_dark(rgb)
-    boxes = [] if dark else faces.detect_faces(rgb, detect_width)  # on a small copy: cheap
-    said = hint(boxes, dark, min_face_height)
+    # The login's own check (faces.check_faces, as decide_burst calls it): "Ready" means a login can go on.
+    check, boxes = faces.check_faces(rgb, min_face_height, detect_width, quick=True)
+    said = HINTS[check.problem]
     colour = (40, 200, 90) if said == "Ready" else (255, 190, 0)
     scale = rgb.shape[1] / 640
     for top, right, bottom, left in boxes:

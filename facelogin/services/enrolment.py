@@ -14,7 +14,7 @@ import uuid
 from flask import current_app, g, session
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from facelogin.engine import faces
+from facelogin.engine import faces, quality
 from facelogin.engine.camera import CameraError, kiosk_frames
 from facelogin.services import attempts, storage, throttle
 from facelogin.services.gallery import get_gallery
@@ -22,10 +22,15 @@ from facelogin.services.sessions import hash_password
 from models import LoginAttempt, User, db, utcnow
 
 PHOTO_PROBLEMS = {
-    "dark": "The photo is too dark - take one in good, even light",
+    "dark": "Your face is too dark in the photo - face the light, or take one in good, even light",
     "no_face": "We could not find a face - use a clear photo of your face, looking at the camera",
     "many_faces": "We found {count} faces - use a photo with only you in it",
-    "too_small": "Your face is too small in the photo - use one where your face is at least {min} pixels tall",
+    "too_small": "Your face is too small in the photo - come closer, or use one where it is at least {min} pixels tall",
+    # The enrolment quality gate (engine/quality.py): each says what to change.
+    "turned": "Turn to face the camera - your face is turned away in this photo",
+    "blurred": "Hold still - the photo is blurred; take a sharp one",
+    "eyes_closed": "Open your eyes - they look closed in this photo",
+    "shadow": "Face the light - one side of your face is in shadow",
 }
 
 
@@ -66,16 +71,32 @@ def registration_refusal():
     return None
 
 
+def quality_bars(cfg):
+    """Return the enrolment quality gate's limits from the ENROL_* settings."""
+    return quality.Bars(
+        cfg["ENROL_MAX_YAW"],
+        cfg["ENROL_MAX_PITCH"],
+        cfg["ENROL_MIN_SHARPNESS"],
+        cfg["ENROL_MIN_OPENNESS"],
+        cfg["ENROL_MIN_EVEN_LIGHT"],
+    )
+
+
 def face_from_photo(rgb):
-    """Return (encoding, box) for the single face of an upright RGB photo, or raise EnrollError."""
+    """Return (encoding, box) for the single good face of an upright RGB enrolment photo, or raise EnrollError."""
     cfg = current_app.config
     # Photos can be large: detect on a copy up to 1024 px wide, upsampled once,
     # so that faces down to about the minimum height are still found.
     check = faces.find_single_face(rgb, cfg["MIN_FACE_HEIGHT"], detect_width=1024)
-    if check.problem:
-        message = PHOTO_PROBLEMS[check.problem].format(count=check.count, min=cfg["MIN_FACE_HEIGHT"])
-        raise EnrollError(message, reason=check.problem)
-    return faces.encode_face(rgb, check.box), check.box
+    problem = check.problem
+    if problem is None:
+        # Enrolment only: a template is compared with every later login, a login frame only once.
+        measures = quality.measure(rgb, check.box, faces.face_landmarks(rgb, check.box))
+        problem = quality.problem(measures, quality_bars(cfg))
+    if problem:
+        message = PHOTO_PROBLEMS[problem].format(count=check.count, min=cfg["MIN_FACE_HEIGHT"])
+        raise EnrollError(message, reason=problem)
+    return faces.encode_face(rgb, check.box, jitters=cfg["ENROL_JITTERS"]), check.box
 
 
 def _stage_upload(photo):

@@ -2,7 +2,9 @@
 
 DIR holds <username>.jpg (one photo) or <username>/*.jpg (up to MAX_TEMPLATES photos,
 in name order). Worker processes run registration's own photo checks, encode the
-faces and hash a new random password; only this process writes, one user at a time,
+faces and hash a new random password; a person is enrolled with the photos that pass
+and each photo left out is reported, but photos of different people in one folder refuse
+the person (which one is them?). Only this process writes, one user at a time,
 through enrolment.save_user (the row and known_faces/<id>.jpg together or not at all),
 so an interrupted import leaves whole users only and a second run skips them.
 """
@@ -35,6 +37,10 @@ REASONS = {
     "many_faces": "several faces",
     "too_small": "face too small",
     "dark": "too dark",
+    "turned": "face turned away",
+    "blurred": "blurred",
+    "eyes_closed": "eyes closed",
+    "shadow": "face half in shadow",
     "not_an_image": "not an image",
     "different_people": "photos of different people",
     "known_face": "face already enrolled",
@@ -52,13 +58,14 @@ class Job(NamedTuple):
 
 
 class Prepared(NamedTuple):
-    """A person whose photos passed: templates, the face crop to keep and a new password."""
+    """A person with at least one good photo: templates, the face crop to keep, a new password, photos left out."""
 
     username: str
     templates: list
     face_jpeg: bytes
     password: str
     password_hash: str
+    left_out: tuple = ()  # Refused entries, one per photo that failed, named "username/photo"
 
 
 class Refused(NamedTuple):
@@ -70,11 +77,12 @@ class Refused(NamedTuple):
 
 
 class Summary(NamedTuple):
-    """What an import did: (username, password) pairs, usernames skipped, Refused entries."""
+    """What an import did: (username, password) pairs, usernames skipped, Refused people, photos left out."""
 
     enrolled: list
     skipped: list
     refused: list
+    left_out: list
 
 
 def find_people(folder, max_templates):
@@ -105,29 +113,41 @@ def find_people(folder, max_templates):
     return jobs, refused
 
 
+def _photo(path):
+    """Return (encoding, box) of one enrolment photo, or the Refused entry (without a username) saying why not."""
+    name = os.path.basename(path)
+    try:
+        with open(path, "rb") as f:
+            rgb = faces.read_image(f.read(), current_app.config["MAX_IMAGE_PIXELS"])
+        return enrolment.face_from_photo(rgb), rgb
+    except faces.ImageError as e:
+        return Refused("", "not_an_image", f"{name}: {e}"), None
+    except enrolment.EnrollError as e:
+        return Refused("", e.reason or "refused", f"{name}: {e}"), None
+    except OSError as e:
+        return Refused("", "not_an_image", f"{name}: cannot be read ({e.strerror})"), None
+
+
 def prepare(job):
     """Check and encode one person's photos and hash a new password; return Prepared or Refused."""
-    templates, face_jpeg = [], None
+    templates, face_jpeg, left_out, first = [], None, [], None
     for path in job.photos:
         name = os.path.basename(path)
-        try:
-            with open(path, "rb") as f:
-                rgb = faces.read_image(f.read(), current_app.config["MAX_IMAGE_PIXELS"])
-            encoding, box = enrolment.face_from_photo(rgb)
-        except faces.ImageError as e:
-            return Refused(job.username, "not_an_image", f"{name}: {e}")
-        except enrolment.EnrollError as e:
-            return Refused(job.username, e.reason or "refused", f"{name}: {e}")
-        except OSError as e:
-            return Refused(job.username, "not_an_image", f"{name}: cannot be read ({e.strerror})")
+        result, rgb = _photo(path)
+        if isinstance(result, Refused):
+            left_out.append(result._replace(username=f"{job.username}/{name}"))
+            continue
+        encoding, box = result
         if templates and faces.face_distance(templates, encoding).max() > SAME_PERSON:
-            return Refused(
-                job.username, "different_people", f"{name} is not the same person as {os.path.basename(job.photos[0])}"
-            )
+            return Refused(job.username, "different_people", f"{name} is not the same person as {first}")
         templates.append(encoding)
+        first = first or name
         face_jpeg = face_jpeg or faces.encode_jpeg(faces.face_crop(rgb, box))
+    if not templates:  # not one good photo: the person is refused, for the first photo's reason
+        return Refused(job.username, left_out[0].reason, "; ".join(entry.detail for entry in left_out))
     password = secrets.token_urlsafe(12)
-    return Prepared(job.username, [t.tolist() for t in templates], face_jpeg, password, hash_password(password))
+    templates = [t.tolist() for t in templates]
+    return Prepared(job.username, templates, face_jpeg, password, hash_password(password), tuple(left_out))
 
 
 def _start_worker(config):
@@ -223,7 +243,7 @@ def plan(folder):
     jobs, refused = find_people(folder, current_app.config["MAX_TEMPLATES"])
     skipped = [job.username for job in jobs if User.by_username(job.username)]
     done = set(skipped)
-    return [job for job in jobs if job.username not in done], Summary([], skipped, refused)
+    return [job for job in jobs if job.username not in done], Summary([], skipped, refused, [])
 
 
 def enrol(jobs, summary, workers=None, on_enrolled=None):
@@ -236,6 +256,7 @@ def enrol(jobs, summary, workers=None, on_enrolled=None):
         problem = result if isinstance(result, Refused) else _save(result, known)
         if problem is None:
             summary.enrolled.append((result.username, result.password))
+            summary.left_out.extend(result.left_out)
             if on_enrolled:
                 on_enrolled(result.username, result.password)
         elif problem.reason == "not_saved" and User.by_username(problem.username):
@@ -259,15 +280,17 @@ def _password_writer(path):
 
 
 def report(summary, echo=click.echo):
-    """Print what an import did: counts, then every refusal with its reason."""
+    """Print what an import did: counts, then every refusal and every photo left out, with its reason."""
     echo(
         f"Enrolled {len(summary.enrolled)}, skipped {len(summary.skipped)} (already there), "
-        f"refused {len(summary.refused)}."
+        f"refused {len(summary.refused)}; {len(summary.left_out)} photos left out."
     )
     if summary.skipped:
         echo("Skipped (already there): " + ", ".join(summary.skipped))
     for entry in summary.refused:
         echo(f"Refused {entry.username}: {REASONS.get(entry.reason, entry.reason)} - {entry.detail}")
+    for entry in summary.left_out:
+        echo(f"Left out {entry.username}: {REASONS.get(entry.reason, entry.reason)} - {entry.detail}")
 
 
 def import_folder(folder, workers=None, passwords=None):

@@ -57,3 +57,14 @@ def test_check_command_lists_distances(kiosk, runner, photos, media):
     lines = result.stdout.splitlines()
     assert result.exit_code == 0 and lines[0].endswith("grace  (within tolerance)")
     assert lines[1].endswith("luis") and float(lines[1].split()[0]) > 0.6
+
+
+def test_evaluate_encodes_a_well_lit_portrait_between_black_bars(photos, tmp_path):
+    import cv2
+
+    from media import letterbox, load_bgr
+
+    path = str(tmp_path / "portrait.jpg")
+    cv2.imwrite(path, letterbox(load_bgr(photos["grace"])))
+    encoding, problem = evaluate.encode_photo(path)
+    assert problem is None and encoding.shape == (128,)

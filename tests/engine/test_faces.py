@@ -186,3 +186,42 @@ def test_search_leaves_the_blas_thread_count_as_it_was():
     before = [lib["num_threads"] for lib in threadpool_info()]
     faces.FaceIndex(range(1000), np.random.default_rng(0).normal(0, 0.09, (1000, 128))).identify(np.zeros(128))
     assert [lib["num_threads"] for lib in threadpool_info()] == before
+
+
+# --- light is judged on the face ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def light_frames(photos):
+    """Camera-sized frames of Grace: well lit before black, between black bars, dimmed, and an empty dark room."""
+    from media import alter, letterbox, on_canvas, on_stage
+
+    grace = load_bgr(photos["grace"])
+    return {
+        "on_stage": faces.frame_to_rgb(on_stage(grace)),
+        "letterbox": faces.frame_to_rgb(letterbox(grace)),
+        "dim": faces.frame_to_rgb(alter(on_canvas(grace), gain=0.15)),
+        "dark_room": np.full((480, 640, 3), 12, np.uint8),
+    }
+
+
+@pytest.mark.parametrize("name", ["on_stage", "letterbox"])
+@pytest.mark.parametrize("quick", [False, True])
+def test_a_well_lit_face_in_a_dark_frame_is_not_too_dark(light_frames, name, quick):
+    rgb = light_frames[name]
+    assert faces.is_dark(rgb)  # the whole frame is dark: the old check refused it
+    check = faces.find_single_face(rgb, quick=quick)
+    assert check.problem is None and check.box is not None
+
+
+@pytest.mark.parametrize(("name", "problem"), [("dim", "dark"), ("dark_room", "dark")])
+def test_a_dim_face_or_a_dark_empty_frame_is_too_dark(light_frames, name, problem):
+    check = faces.find_single_face(light_frames[name], quick=True)
+    assert (check.problem, check.box) == (problem, None)
+    assert check.count == (1 if name == "dim" else 0)  # the dim face was found, and judged on its own light
+
+
+def test_a_well_lit_face_before_a_dark_wall_logs_in(light_frames, grace_encoding):
+    index = faces.FaceIndex(["grace"], [grace_encoding])
+    decision = faces.decide_burst([light_frames["on_stage"]] * 3, index, tolerance=0.45, margin=0.08)
+    assert (decision.label, decision.reason) == ("grace", "match")

@@ -48,7 +48,7 @@ def test_import_enrols_good_photos_and_explains_refusals(app, runner, kiosk, peo
     passwords = tmp_path / "passwords.txt"
     result = runner.invoke(args=["faces", "import", people, "--workers", "2", "--passwords", str(passwords)])
     assert result.exit_code == 0, result.output
-    assert "Enrolled 2, skipped 0 (already there), refused 6." in result.output
+    assert "Enrolled 2, skipped 0 (already there), refused 6; 0 photos left out." in result.output
     refused = dict(re.findall(r"^Refused (\w+): ([a-z ]+) - ", result.output, re.M))
     assert refused == EXPECTED_REFUSALS
     assert stat.S_IMODE(os.stat(passwords).st_mode) == 0o600
@@ -73,7 +73,7 @@ def test_second_run_skips_everybody_already_there(runner, people, stored_files, 
     assert [name for name, _ in printed] == ["grace", "luis"]
     files = stored_files()
     again = runner.invoke(args=["faces", "import", people, "--workers", "1"])
-    assert "Enrolled 0, skipped 2 (already there), refused 6." in again.output
+    assert "Enrolled 0, skipped 2 (already there), refused 6; 0 photos left out." in again.output
     assert "Skipped (already there): grace, luis" in again.output
     assert "New passwords" not in again.output
     assert user_count() == 2 and stored_files() == files
@@ -116,3 +116,35 @@ def test_find_people_checks_names_and_caps_templates(tmp_path):
         ("ok.name", "bad_name"),
         ("x!", "bad_name"),
     ]
+
+
+def test_a_person_is_enrolled_with_the_good_photos_and_each_bad_one_reported(
+    app, runner, photos, media, tmp_path, monkeypatch
+):
+    from facelogin.engine import faces
+    from media import blur_face, letterbox
+
+    grace = load_bgr(photos["grace"])
+    d = tmp_path / "folder"
+    (d / "grace").mkdir(parents=True)
+    cv2.imwrite(str(d / "grace" / "1.jpg"), letterbox(grace))  # well lit between black bars: good
+    cv2.imwrite(str(d / "grace" / "2.jpg"), blur_face(grace, 2.0))
+    shutil.copy(media["dark"], d / "grace" / "3.jpg")
+    shutil.copy(media["not_an_image"], d / "grace" / "4.jpg")
+    cv2.imwrite(str(d / "grace" / "5.jpg"), alter(grace, angle=3, gain=0.9))
+    real, calls = faces.encode_face, []
+
+    def spy(rgb, box, jitters=1):
+        calls.append(jitters)
+        return real(rgb, box, jitters)
+
+    monkeypatch.setattr(faces, "encode_face", spy)
+    app.config["ENROL_JITTERS"] = 2
+    result = runner.invoke(args=["faces", "import", str(d), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "Enrolled 1, skipped 0 (already there), refused 0; 3 photos left out." in result.output
+    left_out = dict(re.findall(r"^Left out (\S+): ([a-z ]+) - ", result.output, re.M))
+    assert left_out == {"grace/2.jpg": "blurred", "grace/3.jpg": "too dark", "grace/4.jpg": "not an image"}
+    assert calls == [2, 2]  # enrolment photos are encoded with ENROL_JITTERS
+    with app.app_context():
+        assert len(User.by_username("grace").face_encodings) == 2

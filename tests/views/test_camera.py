@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from driver import register_kiosk
 
-from facelogin.engine import preview
+from facelogin.engine import faces, preview
 from facelogin.engine.camera import Camera
 from facelogin.services import sessions, storage
 from models import db
@@ -288,3 +288,25 @@ threads = [threading.Thread(target=work, args=a) for a in ((rgb, 320), (big, 640
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=root, timeout=120)
     assert done.returncode == 0
+
+
+def test_preview_hint_and_login_agree_on_the_same_frames(media, photos):
+    from media import alter, letterbox, load_bgr, on_canvas, on_stage
+
+    grace = load_bgr(photos["grace"])
+    frames = {
+        "on_stage": on_stage(grace),  # the old preview said "Ready" here while the login said "too dark"
+        "letterbox": letterbox(grace),
+        "dim": alter(on_canvas(grace), gain=0.15),
+        "canvas": on_canvas(grace),
+        "two_faces": cv2.imread(media["two_faces"]),
+        "no_face": cv2.imread(media["no_face"]),
+    }
+    said = {name: preview.annotate(frame, detect_width=320, min_face_height=80)[1] for name, frame in frames.items()}
+    login = {
+        name: faces.find_single_face(faces.frame_to_rgb(frame), 80, 320, quick=True).problem
+        for name, frame in frames.items()
+    }
+    assert {name: preview.HINTS[problem] for name, problem in login.items()} == said
+    assert said["on_stage"] == said["letterbox"] == said["canvas"] == "Ready"
+    assert said["dim"] == "Too dark - face the light"

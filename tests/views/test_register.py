@@ -247,3 +247,125 @@ def test_refused_registrations_are_rate_limited_per_address(app, kiosk, photos, 
     assert register("probe", "grace", address="10.0.0.4").status_code == 400  # another kiosk is not held up
     clock.advance(601)
     assert register("probe", "grace").status_code == 400
+
+
+# --- light on the face and the enrolment quality gate -------------------------------------------
+
+
+@pytest.fixture
+def spoilt(photos, tmp_path):
+    """Return a function writing a changed copy of a fixture photo to a file and giving its path."""
+    import cv2
+
+    from media import load_bgr
+
+    def write(name, change):
+        bgr = load_bgr(photos[name]) if name != "eileen" else _eileen(photos)
+        path = str(tmp_path / f"{name}-{change.__name__}.jpg")
+        cv2.imwrite(path, change(bgr))
+        return path
+
+    return write
+
+
+def _eileen(photos):
+    """The astronaut's face without her mission patch, at twice its size."""
+    import cv2
+
+    from media import load_bgr
+
+    return cv2.resize(load_bgr(photos["astronaut"])[20:260, 100:340], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.mark.parametrize("frame", ["letterbox", "on_stage"])
+def test_a_well_lit_face_in_a_dark_frame_registers_and_logs_in(kiosk, spoilt, frame, tmp_path):
+    import media
+
+    response = kiosk.register("grace", spoilt("grace", getattr(media, frame)))
+    assert response.status_code == 302, _error(response)
+    still = media.on_stage(media.alter(media.load_bgr(media.photo_paths()["grace"]), angle=3, gain=0.9, quality=70))
+    kiosk.look(media.write_video(tmp_path / "stage.avi", [still] * 6))
+    assert kiosk.face_login().headers["Location"] == "/protected"
+
+
+def _blurred(bgr):
+    from media import blur_face
+
+    return blur_face(bgr, 2.0)
+
+
+def _turned(bgr):
+    from media import render_head
+
+    return render_head(bgr, -30, 0)
+
+
+def _shaded(bgr):
+    from media import shade_half
+
+    return shade_half(bgr)
+
+
+def _dimmed(bgr):
+    from media import alter
+
+    return alter(bgr, gain=0.15)
+
+
+def _shut(bgr):
+    from media import close_eyes
+
+    return close_eyes(bgr)
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        ("grace", _blurred, "Hold still - the photo is blurred"),
+        ("luis", _turned, "Turn to face the camera"),
+        ("eileen", _shut, "Open your eyes"),
+        ("grace", _shaded, "Face the light - one side of your face is in shadow"),
+        ("grace", _dimmed, "Your face is too dark in the photo - face the light"),
+    ],
+)
+def test_a_poor_photo_is_refused_with_what_to_change(kiosk, spoilt, name, change, message, user_count, stored_files):
+    response = kiosk.register(name, spoilt(name, change))
+    assert response.status_code == 400 and _error(response).startswith(message)
+    assert user_count() == 0 and stored_files() == []
+
+
+def test_adding_a_poor_photo_is_refused_too(kiosk, photos, spoilt, app):
+    from models import User, db
+
+    kiosk.register("grace", photos["grace"])
+    kiosk.password_login("grace", "correct horse")
+    with open(spoilt("grace", _blurred), "rb") as f:
+        response = kiosk.client.post(
+            "/protected/faces", data={"photo": (f, "face.jpg")}, content_type="multipart/form-data"
+        )
+    assert response.status_code == 400 and b"Hold still - the photo is blurred" in response.data
+    with app.app_context():
+        assert len(db.session.execute(db.select(User)).scalar_one().face_encodings) == 1
+
+
+def test_enrol_jitters_reach_enrolment_encodings_and_never_login_frames(app, kiosk, photos, media, monkeypatch):
+    from facelogin.engine import faces
+
+    real, calls = faces.encode_face, []
+
+    def spy(rgb, box, jitters=1):
+        calls.append(jitters)
+        return real(rgb, box, jitters)
+
+    monkeypatch.setattr(faces, "encode_face", spy)
+    app.config["ENROL_JITTERS"] = 3
+    assert kiosk.register("grace", photos["grace"]).status_code == 302
+    assert calls == [3]
+    calls.clear()
+    kiosk.look(media["grace_video"])
+    assert kiosk.face_login().headers["Location"] == "/protected"
+    assert calls and set(calls) == {1}  # every login frame: one encoding, no jitter
+    calls.clear()
+    with open(media["grace_altered"], "rb") as f:
+        response = kiosk.client.post("/protected/faces", data={"photo": (f, "face.jpg")})
+    assert response.status_code == 302 and calls == [3]
