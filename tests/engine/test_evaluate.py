@@ -57,3 +57,16 @@ def test_check_command_lists_distances(kiosk, runner, photos, media):
     lines = result.stdout.splitlines()
     assert result.exit_code == 0 and lines[0].endswith("grace  (within tolerance)")
     assert lines[1].endswith("luis") and float(lines[1].split()[0]) > 0.6
+
+
+def test_evaluate_plot_writes_an_svg(runner, people_dir, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "distances.svg"
+    result = runner.invoke(args=["faces", "evaluate", people_dir, "--plot", str(out)])
+    assert result.exit_code == 0, result.output
+    root = ET.parse(out).getroot()
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    assert root.tag == "{http://www.w3.org/2000/svg}svg" and root.get("role") == "img"
+    assert "18 genuine pairs and 48 impostor pairs of 3 people" in root.find("s:desc", ns).text
+    assert len(root.findall("s:rect", ns)) > 3 and root.find("s:line", ns) is not None
