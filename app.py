@@ -4,7 +4,7 @@ from flask import Flask
 
 from facelogin import commands, config
 from facelogin.extensions import csrf, migrate
-from facelogin.services import gallery, sessions, storage
+from facelogin.services import gallery, health, sessions, storage
 from facelogin.views import account, admin, camera, errors, kiosks, login, register
 from models import check_template_key, db
 
@@ -29,6 +29,7 @@ def create_app(test_config=None):
     csrf.init_app(app)
     sessions.init_app(app)
     gallery.init_app(app)
+    health.init_app(app)
     commands.init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)

@@ -9,8 +9,8 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from facelogin.config import challenge_bars
-from facelogin.engine import evaluate
-from facelogin.services import accounts, sessions
+from facelogin.engine import evaluate, plot
+from facelogin.services import accounts, health, sessions
 from facelogin.services.gallery import get_gallery
 from models import User, db, reseal_templates, template_cipher
 
@@ -23,7 +23,8 @@ kiosks_cli = AppGroup("kiosks", help="Register and revoke the kiosk browsers all
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--target-far", default=1e-4, show_default=True, help="False-accept rate to stay under.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def evaluate_command(folder, target_far, as_json):
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), help="Also draw the distances as an SVG file.")
+def evaluate_command(folder, target_far, as_json, plot_file):
     """Measure accuracy on FOLDER/<person>/*.jpg: distances, FAR/FRR, EER and a 1:N login run."""
     cfg = current_app.config
     people, refused = {}, []
@@ -38,7 +39,62 @@ def evaluate_command(folder, target_far, as_json):
     tolerances = [0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
     result = evaluate.summarise(people, tolerances, cfg["FACE_TOLERANCE"], cfg["FACE_MARGIN"], target_far)
     result["refused_photos"] = [{"photo": p, "problem": why} for p, why in refused]
+    if plot_file:
+        with open(plot_file, "w", encoding="utf-8") as f:
+            f.write(evaluation_plot(people, cfg["FACE_TOLERANCE"]))
     click.echo(json.dumps(result, indent=2) if as_json else format_summary(result))
+
+
+def evaluation_plot(people, tolerance):
+    """Return the SVG histogram of an evaluation folder's genuine and impostor distances."""
+    genuine, impostor = evaluate.split_pairs(people)
+    text = (
+        f"{len(genuine)} genuine pairs and {len(impostor)} impostor pairs of {len(people)} people; "
+        f"{int((genuine > tolerance).sum())} genuine pairs over and {int((impostor <= tolerance).sum())} "
+        f"impostor pairs at or under the tolerance {tolerance:.3f}."
+    )
+    series = [("impostor", plot.bin_distances(impostor)), ("genuine", plot.bin_distances(genuine))]
+    return plot.histogram_svg(series, [("tolerance", tolerance)], "Face distances in the evaluation folder", text)
+
+
+@faces_cli.command("report")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def report_command(as_json):
+    """Measure this gallery: users, templates, look-alike pairs, false-match rate and 1:N false positives."""
+    data = health.summary()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(format_report(data))
+
+
+def format_report(r):
+    """Render the gallery report as a short text."""
+    g = r["guard"]
+    lines = [
+        f"{r['users']} users, {r['templates']} templates, {r['impostor_pairs']:,} impostor pairs (every pair of users, "
+        "at the closest of their templates)",
+        f"tolerance {r['tolerance']:.3f}: {r['pairs_under_tolerance']} pairs at or under it",
+        f"false-match rate {r['fmr']:.3g}, at most {r['fmr_upper']:.3g} ({r['fmr_upper_method']})",
+        f"1:N false-positive identification rate for {r['users']} users ({r['fpir_formula']}): "
+        f"{r['fpir']:.3%}, at most {r['fpir_upper']:.3%}",
+        f"  {r['note']}",
+    ]
+    if g["applies"]:
+        lines.append(f"1:N guard (FACE_MAX_FPIR {g['max_fpir']:g}): {g['action']} - {g['reason']}")
+    else:
+        lines.append("1:N guard: not needed (LOGIN_MODE is not face: every login names its user)")
+    genuine = r["genuine"]
+    if genuine["count"]:
+        lines.append(
+            f"recent genuine logins: {genuine['count']}, median distance {genuine['median']:.3f}, "
+            f"largest {genuine['max']:.3f}"
+        )
+    else:
+        lines.append("recent genuine logins: none recorded")
+    lines.append(f"look-alike pairs (closer than {r['lookalike_under']:.3f}): {r['lookalike_count']}")
+    lines += [f"  {p['distance']:.3f}  {p['users'][0]}  {p['users'][1]}" for p in r["lookalikes"]]
+    return "\n".join(lines)
 
 
 def format_summary(r):

@@ -34,6 +34,11 @@ def defaults(app):
         FACE_TOLERANCE=0.45,
         FACE_MARGIN=0.08,
         FACE_CONSENSUS=2,
+        # The 1:N guard (services/health.py): above this estimated chance that a stranger matches
+        # somebody enrolled, face-only login tightens its tolerance, or asks for the username when
+        # that would go below FACE_GUARD_FLOOR (README "The operating point of this gallery").
+        FACE_MAX_FPIR=0.01,
+        FACE_GUARD_FLOOR=0.4,
         LIVENESS="challenge",  # or "blink" (a blink in LIVENESS_FRAMES) or "off" (a photo logs in)
         LIVENESS_FRAMES=60,  # 2 s at 30 fps, 4 s at 15 fps; CAMERA_TIMEOUT still caps it
         BLINK_RATIO=0.65,  # closed: openness below this share of the open-eye median
@@ -168,6 +173,10 @@ def check(app):
     for key in ("ENROL_MIN_SHARPNESS", "ENROL_MIN_OPENNESS", "ENROL_MIN_EVEN_LIGHT"):  # 0: that check is off
         if not isinstance(cfg[key], int | float) or cfg[key] < 0:
             raise ValueError(f"{key} must be a number of at least 0, not {cfg[key]!r}")
+    if not isinstance(cfg["FACE_MAX_FPIR"], int | float) or not 0 < cfg["FACE_MAX_FPIR"] <= 0.1:
+        raise ValueError(f"FACE_MAX_FPIR must be above 0 and at most 0.1, not {cfg['FACE_MAX_FPIR']!r}")
+    if not isinstance(cfg["FACE_GUARD_FLOOR"], int | float) or not 0 <= cfg["FACE_GUARD_FLOOR"] <= 1:
+        raise ValueError(f"FACE_GUARD_FLOOR must be a distance from 0 to 1, not {cfg['FACE_GUARD_FLOOR']!r}")
     try:
         templates.cipher_for(cfg["FACE_TEMPLATE_KEY"])
     except (ValueError, TypeError) as e:

@@ -19,7 +19,7 @@ from sqlalchemy import case, false, or_
 from facelogin.config import LOGIN_MODES, challenge_bars
 from facelogin.engine import faces, liveness
 from facelogin.engine.camera import CameraError, kiosk_frames
-from facelogin.services import storage, throttle
+from facelogin.services import health, storage, throttle
 from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import verify_password
 from models import LoginAttempt, LoginChallenge, User, as_utc, db, utcnow
@@ -254,13 +254,13 @@ def _frames(count, posted, timeout=None):
     return kiosk_frames(cfg["CAMERA_SOURCE"], count, timeout or cfg["CAMERA_TIMEOUT"], browser, posted)
 
 
-def _decide(rgb_frames, index, consensus=None):
-    """Decide RGB frames against `index` with the configured tolerance, margin and face size."""
+def _decide(rgb_frames, index, consensus=None, tolerance=None):
+    """Decide RGB frames against `index` with `tolerance` (else the configured one), margin and face size."""
     cfg = current_app.config
     return faces.decide_burst(
         rgb_frames,
         index,
-        tolerance=cfg["FACE_TOLERANCE"],
+        tolerance=tolerance or cfg["FACE_TOLERANCE"],
         margin=cfg["FACE_MARGIN"],
         consensus=consensus or cfg["FACE_CONSENSUS"],
         min_face_height=cfg["MIN_FACE_HEIGHT"],
@@ -283,10 +283,10 @@ def _watch(frames, challenge):
     return liveness.watch_for_challenge(frames, challenge, **challenge_bars(cfg))
 
 
-def face_login(index=None, posted=(), challenge=None):
+def face_login(index=None, posted=(), challenge=None, tolerance=None):
     """Take a burst (CAMERA_SOURCE, or the frames the kiosk browser posted) and decide it against `index`.
 
-    `index` defaults to everyone enrolled.
+    `index` defaults to everyone enrolled, `tolerance` to FACE_TOLERANCE.
     With liveness on, only landmarks run until the blink or the movement is seen;
     then the frames around it must all match one person, so one face cannot move
     while another is matched. Returns a faces.Decision; a CameraError passes up.
@@ -295,7 +295,7 @@ def face_login(index=None, posted=(), challenge=None):
     index = get_gallery().index() if index is None else index
     if cfg["LIVENESS"] == "off":
         with _frames(cfg["CAMERA_FRAMES"], posted) as frames:
-            return _decide((faces.frame_to_rgb(f) for f in frames), index)
+            return _decide((faces.frame_to_rgb(f) for f in frames), index, tolerance=tolerance)
     if cfg["LIVENESS"] == "blink":
         count, timeout = cfg["LIVENESS_FRAMES"], cfg["CAMERA_TIMEOUT"]
     else:  # a genuine movement takes about 2 s: watch for CHALLENGE_SECONDS at most
@@ -306,7 +306,7 @@ def face_login(index=None, posted=(), challenge=None):
         return faces.Decision(
             None, watch.reason, float("inf"), float("nan"), watch.seen, 0, watch.snapshot, liveness="failed"
         )
-    decision = _decide(watch.frames, index, consensus=len(watch.frames))
+    decision = _decide(watch.frames, index, consensus=len(watch.frames), tolerance=tolerance)
     return decision._replace(frames=watch.seen, liveness="passed")
 
 
@@ -335,11 +335,13 @@ def face_attempt(mode, username, password, address, posted=(), nonce=None):
         log_attempt(mode, "locked", "face login off or locked", address, claimed=claimed, challenge=challenge)
         return Outcome(None, FACE_OFF, 403) if claimed.face_disabled else _wait(wait)
     index = get_gallery().index()
+    # Face-only (1:N): the guard's tolerance for this gallery (health.py), measured once per gallery version.
+    tolerance = health.face_tolerance(mode, index)
     if mode != "face":
         # 1:1: compare only with the claimed user's templates (none if there is no such user).
         index = index.only(claimed.id if claimed else None)
     try:
-        decision = face_login(index, posted, challenge)
+        decision = face_login(index, posted, challenge, tolerance)
         password_ok = mode != "face+password" or verify_password(claimed, password or "")
     except CameraError as e:
         log_attempt(mode, "error", f"camera {e.reason}", address, claimed=claimed, challenge=challenge)

@@ -4,9 +4,10 @@ import functools
 from typing import NamedTuple
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from markupsafe import Markup
 
 from facelogin.forms import ActionForm
-from facelogin.services import accounts, sessions, storage
+from facelogin.services import accounts, health, sessions, storage
 from models import User, db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -67,13 +68,17 @@ def admin_required(view):
 @bp.get("")
 @admin_required
 def index():
-    """List the accounts, the registered kiosks, refused enrolments of known faces and the latest attempts."""
+    """List the accounts, kiosks, refused enrolments of known faces, latest attempts and recognition health."""
+    recognition = health.summary(limit=health.SHOW_LOOKALIKES)
     return render_template(
         "admin/index.html",
         rows=accounts.account_rows(),
         devices=sessions.list_devices(),
         conflicts=accounts.face_conflicts(),
         attempts=accounts.recent_attempts(),
+        recognition=recognition,
+        # Drawn by engine/plot.py from numbers only; every text in it is escaped there.
+        histogram=Markup(health.histogram(recognition)),
         form=ActionForm(),
     )
 

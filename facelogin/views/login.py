@@ -3,7 +3,7 @@
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from facelogin.forms import ActionForm, FaceLoginForm, PasswordLoginForm, first_error, posted_pictures
-from facelogin.services import attempts
+from facelogin.services import attempts, health
 from facelogin.services.sessions import (
     NEEDS_KIOSK_TO_LOGIN,
     client_address,
@@ -31,7 +31,7 @@ def _login_page(error=None, status=200, password_open=False):
         "login.html",
         form=form,
         password_form=PasswordLoginForm(),
-        mode=current_app.config["LOGIN_MODE"],
+        mode=health.login_mode(),
         error=error,
         challenge=challenge,
         movement=attempts.MOVEMENTS.get(challenge),
@@ -57,7 +57,7 @@ def login():
         return _login_page()
     if current_device() is None:
         return _login_page(NEEDS_KIOSK_TO_LOGIN, 403)
-    mode = current_app.config["LOGIN_MODE"]
+    mode = health.login_mode()  # "username+face" when the 1:N guard asks for the username
     error = first_error(form) if not form.validate() else form.missing(mode)
     if error:
         return _login_page(error, 400)

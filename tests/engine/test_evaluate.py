@@ -68,3 +68,16 @@ def test_evaluate_encodes_a_well_lit_portrait_between_black_bars(photos, tmp_pat
     cv2.imwrite(path, letterbox(load_bgr(photos["grace"])))
     encoding, problem = evaluate.encode_photo(path)
     assert problem is None and encoding.shape == (128,)
+
+
+def test_evaluate_plot_writes_an_svg(runner, people_dir, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "distances.svg"
+    result = runner.invoke(args=["faces", "evaluate", people_dir, "--plot", str(out)])
+    assert result.exit_code == 0, result.output
+    root = ET.parse(out).getroot()
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    assert root.tag == "{http://www.w3.org/2000/svg}svg" and root.get("role") == "img"
+    assert "18 genuine pairs and 48 impostor pairs of 3 people" in root.find("s:desc", ns).text
+    assert len(root.findall("s:rect", ns)) > 3 and root.find("s:line", ns) is not None

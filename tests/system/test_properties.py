@@ -65,6 +65,7 @@ def test_register_with_anything(app, photos, media):
 
 def test_password_login_with_anything(app, client):
     app.config.update(PASSWORD_RATE_LIMIT=10_000, PASSWORD_GLOBAL_LIMIT=10_000)  # every request is checked
+
     @SETTINGS
     @given(username=field, password=field)
     def check(username, password):

@@ -150,3 +150,19 @@ def test_a_squatted_face_is_shown_and_the_reset_lets_its_owner_enrol(app, client
     kiosk.look(media["grace_video"])
     assert kiosk.face_login().headers["Location"] == "/protected"
     assert b"g.hopper" in client.get("/protected").data
+
+
+def test_recognition_health_panel_draws_the_histogram(app, admin):
+    with app.app_context():
+        db.session.add(LoginAttempt(at=utcnow(), mode="face", outcome="success", distance=0.2))
+        db.session.commit()
+    response = admin.get("/admin")
+    page = response.get_data(as_text=True)
+    assert "Recognition health" in page and "No look-alike pairs." in page
+    svg = page[page.index("<svg") : page.index("</svg>") + 6]
+    assert 'role="img"' in svg and "<desc" in svg and "1 recent genuine logins" in svg
+    assert "1 impostor pairs between 2 users" in svg and "tolerance 0.450" in svg
+    # Drawn with attributes only: the CSP (no inline styles or scripts) lets it show.
+    assert "style=" not in svg and "<script" not in svg
+    assert "'unsafe-inline'" not in response.headers["Content-Security-Policy"]
+    assert "rule of three" in page and "tolerance 0.450" in page
