@@ -52,6 +52,12 @@ def defaults(app):
         # can enrol with someone else's photo first) or "closed" (`flask faces import` only).
         REGISTRATION="open",
         MAX_TEMPLATES=5,
+        # Learned templates (services/learning.py): a live login this sure refreshes the oldest of
+        # LEARN_SLOTS templates kept beside the enrolled ones (README "Learned templates" has the measures).
+        LEARN_TEMPLATES=True,
+        LEARN_MAX_DISTANCE=0.35,  # to the closest template AND to the enrolment; at most FACE_TOLERANCE
+        LEARN_MIN_MARGIN=0.15,  # lead over the next user in the whole gallery; at least FACE_MARGIN
+        LEARN_SLOTS=2,
         LOCKOUT_AFTER=5,
         LOCKOUT_SECONDS=30,
         FACE_DISABLE_AFTER=50,
@@ -106,6 +112,18 @@ def _one_of(app, key, allowed):
         raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {app.config[key]!r}")
 
 
+def _check_learning(cfg):
+    """Refuse learning bars looser than the login's own: only a match well inside them may be learned."""
+    if not isinstance(cfg["LEARN_TEMPLATES"], bool):
+        raise ValueError(f"LEARN_TEMPLATES must be true or false, not {cfg['LEARN_TEMPLATES']!r}")
+    if cfg["LEARN_MAX_DISTANCE"] > cfg["FACE_TOLERANCE"]:
+        raise ValueError(f"LEARN_MAX_DISTANCE must be at most FACE_TOLERANCE ({cfg['FACE_TOLERANCE']})")
+    if cfg["LEARN_MIN_MARGIN"] < cfg["FACE_MARGIN"]:
+        raise ValueError(f"LEARN_MIN_MARGIN must be at least FACE_MARGIN ({cfg['FACE_MARGIN']})")
+    if cfg["LEARN_SLOTS"] > templates.MAX_STORED_TEMPLATES:
+        raise ValueError(f"LEARN_SLOTS must be at most {templates.MAX_STORED_TEMPLATES}")
+
+
 def check(app):
     """Refuse to start with a setting that is misspelt, out of range or unsafe; warn about weak ones."""
     cfg = app.config
@@ -119,6 +137,7 @@ def check(app):
         "CHALLENGE_FRAMES",
         "FACE_CONSENSUS",
         "MAX_TEMPLATES",
+        "LEARN_SLOTS",
         "LOCKOUT_AFTER",
         "FACE_DISABLE_AFTER",
         "FACE_RATE_LIMIT",
@@ -150,9 +169,12 @@ def check(app):
         "CHALLENGE_MIN_DEPTH",
         "CHALLENGE_MIN_DEPTH_PITCH",
         "CHALLENGE_MIN_TEXTURE",
+        "LEARN_MAX_DISTANCE",
+        "LEARN_MIN_MARGIN",
     ):
         if not isinstance(cfg[key], int | float) or cfg[key] <= 0:
             raise ValueError(f"{key} must be a positive number, not {cfg[key]!r}")
+    _check_learning(cfg)
     try:
         templates.cipher_for(cfg["FACE_TEMPLATE_KEY"])
     except (ValueError, TypeError) as e:
