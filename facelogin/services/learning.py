@@ -10,6 +10,7 @@ from typing import NamedTuple
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from facelogin.config import learning_bars
 from facelogin.engine import faces
 from facelogin.services.gallery import get_gallery
 from models import LearnedTemplate, LoginAttempt, db, utcnow
@@ -60,8 +61,7 @@ def learn_from_login(user, decision, attempt=None):
         match.runner_up - match.distance,
         decision.liveness == "passed",
         anchor,
-        max_distance=cfg["LEARN_MAX_DISTANCE"],
-        min_margin=cfg["LEARN_MIN_MARGIN"],
+        **learning_bars(cfg),
     ):
         return None
     try:
@@ -106,7 +106,7 @@ def forget(user):
 def prune(user, enrolled):
     """Remove (the caller commits) `user`'s learned templates that are no longer near the `enrolled` ones."""
     # After an enrolled photo is removed, a learned template may only have been close to that one.
-    bar = current_app.config["LEARN_MAX_DISTANCE"]
+    bar = learning_bars(current_app.config)["max_distance"]
     for row in _rows(user):
         template = row.template()
         if template is None or not enrolled or faces.face_distance(enrolled, template).min() > bar:

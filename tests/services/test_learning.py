@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, text
 
+from facelogin.config import learning_bars
 from facelogin.engine import faces
 from facelogin.services import accounts, enrolment, learning
 from facelogin.services.gallery import get_gallery
@@ -191,15 +192,34 @@ def test_learned_templates_are_sealed_and_rekeyed(make_app, app, grace, faces_of
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"LEARN_MAX_DISTANCE": 0.5}, "LEARN_MAX_DISTANCE must be at most FACE_TOLERANCE"),
-        ({"LEARN_MIN_MARGIN": 0.05}, "LEARN_MIN_MARGIN must be at least FACE_MARGIN"),
         ({"LEARN_SLOTS": 0}, "LEARN_SLOTS must be a whole number"),
+        ({"LEARN_SLOTS": 99}, "LEARN_SLOTS must be at most"),
+        ({"LEARN_MAX_DISTANCE": -1}, "LEARN_MAX_DISTANCE must be a positive number"),
         ({"LEARN_TEMPLATES": "yes"}, "LEARN_TEMPLATES must be true or false"),
     ],
 )
-def test_learning_bars_looser_than_the_login_are_refused(make_app, config, message):
+def test_wrong_learning_settings_are_refused(make_app, config, message):
     with pytest.raises(ValueError, match=message):
         make_app(**config)
+
+
+@pytest.mark.parametrize(
+    ("config", "bars"),
+    [
+        ({}, (0.35, 0.15)),
+        ({"FACE_TOLERANCE": 0.3}, (0.22, 0.15)),  # a tightened login tightens learning too
+        ({"LEARN_MAX_DISTANCE": 0.45, "LEARN_MIN_MARGIN": 0.01}, (0.37, 0.08)),  # never looser than the login
+    ],
+)
+def test_learning_bars_stay_a_margin_inside_the_login(make_app, config, bars):
+    bar = learning_bars(make_app(**config).config)
+    assert (bar["max_distance"], bar["min_margin"]) == pytest.approx(bars)
+
+
+def test_a_tightened_tolerance_stops_learning_what_it_would_have_learned(app, grace, faces_of):
+    app.config["FACE_TOLERANCE"] = 0.35  # learning now needs 0.27: the 0.30 capture is not learned
+    with app.app_context():
+        assert _login(grace, faces_of[0][4]) is None
 
 
 def test_a_login_without_liveness_learns_nothing(app, kiosk, photos, media):
