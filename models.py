@@ -126,6 +126,28 @@ class User(db.Model):
         ).scalar_one_or_none()
 
 
+class LearnedTemplate(db.Model):
+    """A template taken from one of the user's confident live logins, kept apart from the enrolled ones."""
+
+    __tablename__ = "learned_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # One template as a one-item list, through the same checked, sealed pickler as the enrolled ones.
+    encoding: Mapped[list] = mapped_column(PickleType(pickler=TemplatePickler), deferred=True)
+    learned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    distance: Mapped[float] = mapped_column(Float)  # the login's distance to the user's closest template
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("login_attempts.id", ondelete="SET NULL"))
+
+    def template(self):
+        """Return the learned template, or None when the stored value does not load."""
+        raw = db.session.scalar(
+            db.select(type_coerce(LearnedTemplate.encoding, LargeBinary)).where(LearnedTemplate.id == self.id)
+        )
+        loaded = load_templates(self.user_id, raw) if raw is not None else None
+        return loaded[0] if loaded and len(loaded) == 1 else None
+
+
 class LoginAttempt(db.Model):
     """One login attempt, for the audit trail and for per-address rate limits."""
 
@@ -189,22 +211,31 @@ class KioskDevice(db.Model):
 
 
 _raw_templates = db.Table("users", db.MetaData(), db.Column("id", Integer), db.Column("face_encodings", LargeBinary))
+_raw_learned = db.Table(
+    "learned_templates", db.MetaData(), db.Column("id", Integer), db.Column("encoding", LargeBinary)
+)
 
 
 def reseal_templates():
-    """Seal every user's templates with the first FACE_TEMPLATE_KEY; return how many rows changed."""
+    """Seal every user's templates (enrolled and learned) with the first FACE_TEMPLATE_KEY; return how many users."""
+    changed = _reseal(_raw_templates, _raw_templates.c.face_encodings, "face templates of user")
+    _reseal(_raw_learned, _raw_learned.c.encoding, "learned face template")
+    db.session.commit()
+    return changed
+
+
+def _reseal(table, column, what):
+    """Seal every row of one raw template column with the first key; return how many rows changed."""
     cipher = template_cipher()
-    rows = db.session.execute(db.select(_raw_templates.c.id, _raw_templates.c.face_encodings)).all()
     changed = 0
-    for user_id, data in rows:
+    for row_id, data in db.session.execute(db.select(table.c.id, column)).all():
         try:
             sealed = templates.reseal(data, cipher)
         except (TamperedTemplateError, InvalidToken):
-            log.warning("left the face templates of user %s as they were: they do not load", user_id)
+            log.warning("left the %s %s as they were: they do not load", what, row_id)
             continue
-        db.session.execute(_raw_templates.update().where(_raw_templates.c.id == user_id).values(face_encodings=sealed))
+        db.session.execute(table.update().where(table.c.id == row_id).values({column: sealed}))
         changed += 1
-    db.session.commit()
     return changed
 
 

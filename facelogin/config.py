@@ -57,6 +57,12 @@ def defaults(app):
         # can enrol with someone else's photo first) or "closed" (`flask faces import` only).
         REGISTRATION="open",
         MAX_TEMPLATES=5,
+        # Learned templates (services/learning.py): a live login this sure refreshes the oldest of
+        # LEARN_SLOTS templates kept beside the enrolled ones (README "Learned templates" has the measures).
+        LEARN_TEMPLATES=True,
+        LEARN_MAX_DISTANCE=0.35,  # to the closest template AND the enrolment; at most FACE_TOLERANCE - FACE_MARGIN
+        LEARN_MIN_MARGIN=0.15,  # lead over the next user in the whole gallery (never below FACE_MARGIN)
+        LEARN_SLOTS=2,
         LOCKOUT_AFTER=5,
         LOCKOUT_SECONDS=30,
         FACE_DISABLE_AFTER=50,
@@ -114,10 +120,27 @@ def challenge_bars(cfg):
     }
 
 
+def learning_bars(cfg):
+    """Return the learning bars as the keyword arguments of faces.should_learn, never looser than the login's."""
+    # A tolerance or margin tightened without touching these keeps learning a margin inside the login's bars.
+    return {
+        "max_distance": min(cfg["LEARN_MAX_DISTANCE"], cfg["FACE_TOLERANCE"] - cfg["FACE_MARGIN"]),
+        "min_margin": max(cfg["LEARN_MIN_MARGIN"], cfg["FACE_MARGIN"]),
+    }
+
+
 def _one_of(app, key, allowed):
     """Refuse a value of `key` that is not one of `allowed`."""
     if app.config[key] not in allowed:
         raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {app.config[key]!r}")
+
+
+def _check_learning(cfg):
+    """Refuse learning settings of the wrong type or size."""
+    if not isinstance(cfg["LEARN_TEMPLATES"], bool):
+        raise ValueError(f"LEARN_TEMPLATES must be true or false, not {cfg['LEARN_TEMPLATES']!r}")
+    if cfg["LEARN_SLOTS"] > templates.MAX_STORED_TEMPLATES:
+        raise ValueError(f"LEARN_SLOTS must be at most {templates.MAX_STORED_TEMPLATES}")
 
 
 def check(app):
@@ -133,6 +156,7 @@ def check(app):
         "CHALLENGE_FRAMES",
         "FACE_CONSENSUS",
         "MAX_TEMPLATES",
+        "LEARN_SLOTS",
         "LOCKOUT_AFTER",
         "FACE_DISABLE_AFTER",
         "FACE_RATE_LIMIT",
@@ -167,6 +191,8 @@ def check(app):
         "CHALLENGE_MIN_TEXTURE",
         "ENROL_MAX_YAW",
         "ENROL_MAX_PITCH",
+        "LEARN_MAX_DISTANCE",
+        "LEARN_MIN_MARGIN",
     ):
         if not isinstance(cfg[key], int | float) or cfg[key] <= 0:
             raise ValueError(f"{key} must be a positive number, not {cfg[key]!r}")
@@ -177,6 +203,7 @@ def check(app):
         raise ValueError(f"FACE_MAX_FPIR must be above 0 and at most 0.1, not {cfg['FACE_MAX_FPIR']!r}")
     if not isinstance(cfg["FACE_GUARD_FLOOR"], int | float) or not 0 <= cfg["FACE_GUARD_FLOOR"] <= 1:
         raise ValueError(f"FACE_GUARD_FLOOR must be a distance from 0 to 1, not {cfg['FACE_GUARD_FLOOR']!r}")
+    _check_learning(cfg)
     try:
         templates.cipher_for(cfg["FACE_TEMPLATE_KEY"])
     except (ValueError, TypeError) as e:

@@ -313,6 +313,7 @@ class Decision(NamedTuple):
     votes: int
     snapshot: object = None  # the RGB frame the decision rests on, for the optional audit snapshot
     liveness: str = "off"  # "off", "passed" (a blink was seen) or "failed"
+    encoding: object = None  # the 128-d encoding of the closest frame, which a confident live login may learn
 
 
 def accepts(match, tolerance, margin):
@@ -328,7 +329,7 @@ def decide_burst(rgb_frames, index, tolerance, margin, consensus=2, min_face_hei
     another; frames that are dark or lack exactly one large enough face are skipped.
     """
     votes, problems, frames, faces = {}, {}, 0, 0
-    best, snapshot = Match(None, float("inf"), float("inf")), None
+    best, snapshot, closest = Match(None, float("inf"), float("inf")), None, None
     for rgb in rgb_frames:
         frames += 1
         snapshot = rgb if snapshot is None else snapshot
@@ -337,9 +338,10 @@ def decide_burst(rgb_frames, index, tolerance, margin, consensus=2, min_face_hei
             problems[problem] = problems.get(problem, 0) + 1
             continue
         faces += 1
-        match = index.identify(encode_face(rgb, box))
+        encoding = encode_face(rgb, box)
+        match = index.identify(encoding)
         if match.distance < best.distance:
-            best, snapshot = match, rgb
+            best, snapshot, closest = match, rgb, encoding
         if accepts(match, tolerance, margin):
             votes[match.label] = votes.get(match.label, 0) + 1
             if len(votes) > 1 or votes[match.label] >= consensus:
@@ -351,5 +353,20 @@ def decide_burst(rgb_frames, index, tolerance, margin, consensus=2, min_face_hei
     if len(votes) == 1:
         ((label, count),) = votes.items()
         if count >= consensus:
-            return Decision(label, "match", best.distance, gap, frames, count, snapshot)
+            return Decision(label, "match", best.distance, gap, frames, count, snapshot, encoding=closest)
     return Decision(None, "not_recognised", best.distance, gap, frames, sum(votes.values()), snapshot)
+
+
+def should_learn(distance, margin, liveness_passed, enrolled_distance, max_distance, min_margin):
+    """Return True if an accepted login's capture may become a learned template of the matched user.
+
+    `distance` and `margin` are the capture's closest match and its lead over the next
+    user in the whole gallery; `enrolled_distance` is its distance to the closest of
+    the user's enrolment templates. Each must be well inside the login's bars, and
+    the liveness check must have passed: a still photo is never learned.
+    """
+    # Anchoring on the enrolment templates, not on the closest template (which may be
+    # learned), means no chain of learned templates can walk away from the enrolled face.
+    return bool(
+        liveness_passed and distance <= max_distance and enrolled_distance <= max_distance and margin >= min_margin
+    )

@@ -2,7 +2,7 @@
 
 from typing import NamedTuple
 
-from facelogin.services import storage
+from facelogin.services import learning, storage
 from facelogin.services.attempts import is_locked
 from facelogin.services.sessions import PASSWORD_HELP, PASSWORD_LENGTH, USERNAME_HELP, USERNAME_RULE, hash_password
 from models import LoginAttempt, User, db, utcnow
@@ -33,7 +33,7 @@ def promote(user):
 
 
 def delete_user(user):
-    """Delete the user's row and templates, then their face photo; login attempts keep no link."""
+    """Delete the user's row and templates (learned ones too), then their face photo; login attempts keep no link."""
     path = storage.known_face_path(user.id)
     db.session.delete(user)
     db.session.commit()
@@ -43,8 +43,9 @@ def delete_user(user):
 
 
 def reset_face(user):
-    """Forget the user's face: no templates, no photo; face login stays off until they add a new photo."""
+    """Forget the user's face: no templates (nor learned ones), no photo; face login stays off until a new photo."""
     user.face_encodings = []
+    learning.forget(user)
     user.faces_updated_at = utcnow()  # the gallery rebuilds without them
     user.face_failures, user.face_locked_until, user.face_disabled = 0, None, False
     db.session.commit()
@@ -62,10 +63,11 @@ class Row:
     """One account as the admin page and `flask users list` show it."""
 
     def __init__(self, user):
-        """Read what is shown of `user`: templates (None if unreadable), photo, lock state."""
+        """Read what is shown of `user`: templates (None if unreadable), learned ones, photo, lock state."""
         self.user = user
         self.templates = user.templates()
         self.template_count = len(self.templates or ())
+        self.learned = learning.learned_of(user)
         self.unreadable = self.templates is None
         self.has_photo = storage.has_face_photo(user)
         self.locked = is_locked(user)

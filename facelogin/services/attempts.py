@@ -19,7 +19,7 @@ from sqlalchemy import case, false, or_
 from facelogin.config import LOGIN_MODES, challenge_bars
 from facelogin.engine import faces, liveness
 from facelogin.engine.camera import CameraError, kiosk_frames
-from facelogin.services import health, storage, throttle
+from facelogin.services import health, learning, storage, throttle
 from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import verify_password
 from models import LoginAttempt, LoginChallenge, User, as_utc, db, utcnow
@@ -212,7 +212,7 @@ def save_snapshot(rgb):
 
 
 def log_attempt(mode, outcome, reason, address, claimed=None, matched=None, decision=None, challenge=None):
-    """Write one LoginAttempt row (and, if configured, a snapshot of a refused face)."""
+    """Write one LoginAttempt row (and, if configured, a snapshot of a refused face); return it."""
     snapshot = None
     if (
         decision is not None
@@ -226,7 +226,7 @@ def log_attempt(mode, outcome, reason, address, claimed=None, matched=None, deci
         return x if x is not None and math.isfinite(x) else None
 
     db.session.add(
-        LoginAttempt(
+        row := LoginAttempt(
             at=clock(),
             mode=mode,
             outcome=outcome,
@@ -242,6 +242,7 @@ def log_attempt(mode, outcome, reason, address, claimed=None, matched=None, deci
         )
     )
     db.session.commit()
+    return row
 
 
 # --- the face login ---------------------------------------------------------------------------
@@ -365,7 +366,8 @@ def face_attempt(mode, username, password, address, posted=(), nonce=None):
         return Outcome(None, ADMIN_NEEDS_PASSWORD, 401, ask_password=True)
     record_success(matched, "face")
     throttle.release(f"face:{address}")
-    log_attempt(mode, "success", "match", address, claimed, matched, decision, challenge)
+    attempt = log_attempt(mode, "success", "match", address, claimed, matched, decision, challenge)
+    learning.learn_from_login(matched, decision, attempt)  # only a confident live login is learned
     return Outcome(matched)
 
 

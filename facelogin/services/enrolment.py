@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from facelogin.engine import faces, quality
 from facelogin.engine.camera import CameraError, kiosk_frames
-from facelogin.services import attempts, storage, throttle
+from facelogin.services import attempts, learning, storage, throttle
 from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import hash_password
 from models import LoginAttempt, User, db, utcnow
@@ -288,6 +288,7 @@ def remove_template(user, number):
     del templates[number - 1]
     user.face_encodings = templates
     user.faces_updated_at = utcnow()
+    learning.prune(user, templates)
     db.session.commit()
 
 

@@ -1,5 +1,6 @@
 """The in-memory face index of every enrolled user, kept in step with the database."""
 
+import itertools
 import threading
 import time
 from datetime import timedelta
@@ -8,7 +9,7 @@ from flask import current_app
 from sqlalchemy import LargeBinary, func, type_coerce
 
 from facelogin.engine import faces
-from models import User, db, load_templates
+from models import LearnedTemplate, User, db, load_templates
 
 LATE_COMMITS = timedelta(minutes=10)
 COUNT_EVERY = 5.0  # seconds: how stale the index may be about deletions
@@ -50,11 +51,17 @@ class Gallery:
     def _load(self, since=None):
         """Yield (user id, templates) of every user, or of those added or changed since a signature.
 
-        A row that fails the safety check is logged and given no templates, so one
-        tampered row is refused on its own instead of failing the query for everybody.
+        A user's templates are the enrolled ones and then the learned ones. A row that
+        fails the safety check is logged and given no templates, so one tampered row is
+        refused on its own instead of failing the query for everybody.
         """
-        raw = type_coerce(User.face_encodings, LargeBinary)
-        query = db.select(User.id, raw)
+        raw, learned = type_coerce(User.face_encodings, LargeBinary), type_coerce(LearnedTemplate.encoding, LargeBinary)
+        # One stream in user order: a user's learned rows arrive next to their own row.
+        query = (
+            db.select(User.id, raw, learned)
+            .outerjoin(LearnedTemplate, LearnedTemplate.user_id == User.id)
+            .order_by(User.id, LearnedTemplate.id)
+        )
         if since is not None:
             _, max_id, max_updated = since
             changed = User.id > (max_id or 0)
@@ -64,8 +71,14 @@ class Gallery:
                 changed = changed | (User.faces_updated_at >= max_updated - LATE_COMMITS)
             query = query.where(changed)
         # Streamed in batches: buffered, 1M rows of pickled templates took 1.2 GB at once.
-        for user_id, data in db.session.execute(query.execution_options(yield_per=2000)):
-            yield user_id, (load_templates(user_id, data) or []) if data is not None else []
+        rows = db.session.execute(query.execution_options(yield_per=2000))
+        for user_id, group in itertools.groupby(rows, key=lambda row: row[0]):
+            group = list(group)
+            data = group[0][1]
+            enrolled = (load_templates(user_id, data) or []) if data is not None else []
+            # Learned templates only add to a readable enrolment: without one there is no face login.
+            extra = [load_templates(user_id, row[2]) or [] for row in group if row[2] is not None] if enrolled else []
+            yield user_id, enrolled + [template for templates in extra for template in templates]
 
     def _refresh(self, signature):
         """Bring the index up to `signature`: only the changed rows when nobody was deleted."""

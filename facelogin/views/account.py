@@ -1,10 +1,10 @@
-"""The logged-in person's own page: greeting, their face photo, and adding or removing face photos."""
+"""The logged-in person's own page: greeting, their face photo, adding or removing face photos and learned ones."""
 
 from flask import Blueprint, flash, g, redirect, render_template, url_for
 
 from facelogin.engine.camera import CameraError
 from facelogin.forms import ActionForm, PhotoForm, first_error, posted_pictures
-from facelogin.services import enrolment, storage
+from facelogin.services import enrolment, learning, storage
 from facelogin.services.enrolment import EnrollError
 from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, client_address, current_device, login_required
 
@@ -21,6 +21,7 @@ def _page(error=None, status=200):
         photo_form=PhotoForm(),
         has_photo=storage.has_face_photo(g.user),
         templates=templates,
+        learned=learning.learned_of(g.user),
         error=error or (enrolment.TEMPLATES_UNREADABLE if templates is None else None),
     ), status
 
@@ -77,4 +78,14 @@ def remove(number):
     except EnrollError as e:
         return _page(str(e), e.status)
     flash(f"Photo {number} removed.")
+    return redirect(url_for("account.protected"))
+
+
+@bp.post("/learned/<int:learned_id>/delete")
+@login_required
+def forget(learned_id):
+    """Remove one of the templates learned at the logged-in user's logins."""
+    if not learning.remove(g.user, learned_id):
+        return _page("There is no such learned template", 404)
+    flash("Learned template removed: the kiosk no longer uses it.")
     return redirect(url_for("account.protected"))

@@ -1,13 +1,14 @@
-"""The admin pages: accounts with their photos, delete, reset a face, re-enable, kiosks, face conflicts, logins."""
+"""The admin pages: accounts with their photos and learned templates, delete, reset a face, re-enable, kiosks,
+face conflicts, logins."""
 
 import functools
 from typing import NamedTuple
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from facelogin.forms import ActionForm
-from facelogin.services import accounts, health, sessions, storage
+from facelogin.services import accounts, health, learning, sessions, storage
 from models import User, db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -49,6 +50,16 @@ ACTIONS = {
         "{name} can log in again.",
     ),
 }
+
+
+FORGET_LEARNED = Action(
+    "Remove a learned template of {name}?",
+    "This template was learned {when} UTC{where}. Their enrolled photos stay; face login goes on "
+    "with them, and the next sure live login may learn a new one.",
+    "Remove the learned template",
+    None,
+    "A learned template of {name} was removed.",
+)
 
 
 def admin_required(view):
@@ -105,6 +116,26 @@ def confirm(user_id, action):
         return render_template("admin/confirm.html", user=user, action=action, spec=spec, form=form, error=error), 409
     spec.run(user)
     flash(spec.done.format(name=name))
+    return redirect(url_for("admin.index"))
+
+
+@bp.route("/users/<int:user_id>/learned/<int:learned_id>", methods=("GET", "POST"))
+@admin_required
+def forget_learned(user_id, learned_id):
+    """Ask for confirmation of removing one learned template of an account; the confirming POST removes it."""
+    user = db.session.get(User, user_id)
+    item = next((x for x in learning.learned_of(user) if x.id == learned_id), None) if user else None
+    if item is None:
+        abort(404, "There is no such account or learned template")
+    form, name = ActionForm(), user.username
+    if not form.validate_on_submit():
+        where = f" at a login from {item.attempt.client_addr}" if item.attempt and item.attempt.client_addr else ""
+        spec = FORGET_LEARNED._replace(
+            explain=FORGET_LEARNED.explain.format(when=f"{item.learned_at:%Y-%m-%d %H:%M}", where=where)
+        )
+        return render_template("admin/confirm.html", user=user, spec=spec, form=form, target=request.path)
+    learning.remove(user, learned_id)
+    flash(FORGET_LEARNED.done.format(name=name))
     return redirect(url_for("admin.index"))
 
 

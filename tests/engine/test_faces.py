@@ -135,6 +135,32 @@ def test_decide_burst_needs_consensus_and_vetoes_a_second_person(monkeypatch):
     assert decide([a, a, b]).frames == 2  # stops as soon as it is sure
 
 
+def test_an_accepted_burst_carries_the_encoding_of_its_closest_frame(monkeypatch):
+    monkeypatch.setattr(faces, "find_single_face", lambda rgb, *a, **k: faces.FaceCheck((0, 1, 1, 0), None, 1))
+    monkeypatch.setattr(faces, "encode_face", lambda rgb, box: rgb)
+    a = np.zeros(128, np.float32)
+    index = faces.FaceIndex(["a"], [a])
+    decision = faces.decide_burst([a + 0.02, a + 0.01, a + 0.03], index, 0.45, 0.08, consensus=3)
+    assert decision.label == "a" and np.array_equal(decision.encoding, a + 0.01)
+    assert faces.decide_burst([a + 0.5], index, 0.45, 0.08, consensus=1).encoding is None  # refused: nothing to learn
+
+
+# distance, margin, liveness passed, distance to the enrolment; bars 0.35 and 0.15
+LEARN_CASES = {
+    "confident and live": ((0.25, 0.40, True, 0.25), True),
+    "no liveness": ((0.25, 0.40, False, 0.25), False),
+    "near the tolerance": ((0.42, 0.40, True, 0.42), False),
+    "small margin": ((0.25, 0.10, True, 0.25), False),
+    "close to a learned template only": ((0.10, 0.40, True, 0.40), False),
+    "no margin known": ((0.25, float("nan"), True, 0.25), False),
+}
+
+
+@pytest.mark.parametrize(("case", "learns"), LEARN_CASES.values(), ids=LEARN_CASES.keys())
+def test_should_learn_only_a_confident_live_match_near_the_enrolment(case, learns):
+    assert faces.should_learn(*case, max_distance=0.35, min_margin=0.15) is learns
+
+
 def test_quick_detection_falls_back_to_upsampling_for_smaller_faces(photos):
     from media import on_canvas
 

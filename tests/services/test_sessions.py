@@ -82,7 +82,10 @@ def test_security_headers_on_every_page(client, path):
 def _post_paths(app):
     """Every POST route of the app, with a sample value for its URL arguments."""
     return sorted(
-        rule.rule.replace("<int:number>", "1").replace("<int:user_id>", "1").replace("<action>", "delete")
+        rule.rule.replace("<int:number>", "1")
+        .replace("<int:user_id>", "1")
+        .replace("<action>", "delete")
+        .replace("<int:learned_id>", "1")
         for rule in app.url_map.iter_rules()
         if "POST" in rule.methods
     )
@@ -96,6 +99,7 @@ def test_every_post_needs_a_valid_csrf_token(app, kiosk, photos):
     assert {"/login", "/login/password", "/logout", "/register", "/protected/faces", "/admin/users/1/delete"} <= set(
         paths
     )
+    assert {"/protected/learned/1/delete", "/admin/users/1/learned/1"} <= set(paths)
     for path in paths:
         for token in ({}, {"csrf_token": "forged"}):
             response = kiosk.client.post(path, data={"username": "grace", "password": "x", **token})

@@ -10,7 +10,7 @@ from driver import Kiosk, force_challenge, page_challenge, register_kiosk
 from facelogin.config import defaults
 from facelogin.services import accounts
 from media import blink_clip, flat_clip, load_bgr, on_canvas, still_clip, swap_clip, turn_clip, write_video
-from models import LoginAttempt, db
+from models import LearnedTemplate, LoginAttempt, db
 
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 
@@ -66,6 +66,16 @@ def test_the_asked_movement_logs_in(live, clips, way):
     challenge, response = _attempt(live, lambda way: clips[f"turn_{way}"], way)
     assert response.status_code == 302 and response.headers["Location"] == "/protected"
     assert _last_attempt(live.app) == ("success", "passed", challenge)
+
+
+def test_a_live_login_learns_a_template_from_that_login(live, clips):
+    challenge, response = _attempt(live, lambda way: clips[f"turn_{way}"])
+    assert response.headers["Location"] == "/protected"
+    with live.app.app_context():
+        (learned,) = db.session.execute(db.select(LearnedTemplate)).scalars()
+        success = db.session.execute(db.select(LoginAttempt).where(LoginAttempt.outcome == "success")).scalar_one()
+        assert learned.attempt_id == success.id and learned.distance <= live.app.config["LEARN_MAX_DISTANCE"]
+    assert b"Learned at your logins" in live.client.get("/protected").data
 
 
 ATTACKS = [(attack, way) for attack in ("still", "blink", "flat", "replay", "swap") for way in OPPOSITE]

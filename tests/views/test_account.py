@@ -2,6 +2,7 @@
 
 import pytest
 
+from facelogin.services.gallery import get_gallery
 from models import User, db, utcnow
 
 
@@ -86,3 +87,23 @@ def test_add_another_photo_with_the_kiosk_camera(app, grace_in, media):
     refused = grace_in.client.post("/protected/faces/capture")
     assert refused.status_code == 400 and b"does not look like your other photos" in refused.data
     assert len(_templates(app)) == 2
+
+
+def test_learned_templates_are_shown_and_removed_by_their_owner_only(app, kiosk, photos, blink_media):
+    app.config["LIVENESS"] = "blink"  # a live login learns
+    kiosk.register("grace", photos["grace"])
+    kiosk.look(blink_media["grace_blinks"])
+    assert kiosk.face_login().headers["Location"] == "/protected"
+    page = kiosk.client.get("/protected").get_data(as_text=True)
+    assert "Learned at your logins" in page and "at your login from 127.0.0.1" in page
+    assert 'action="/protected/learned/1/delete"' in page
+    kiosk.client.post("/logout")
+    kiosk.register("luis", photos["luis"])
+    kiosk.password_login("luis", "correct horse")
+    assert kiosk.client.post("/protected/learned/1/delete").status_code == 404  # not his
+    kiosk.client.post("/logout")
+    kiosk.password_login("grace", "correct horse")
+    assert kiosk.client.post("/protected/learned/1/delete").headers["Location"] == "/protected"
+    assert b"None learned yet" in kiosk.client.get("/protected").data
+    with app.app_context():
+        assert len(get_gallery().index().only(User.by_username("grace").id)) == 1

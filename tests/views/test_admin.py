@@ -166,3 +166,25 @@ def test_recognition_health_panel_draws_the_histogram(app, admin):
     assert "style=" not in svg and "<script" not in svg
     assert "'unsafe-inline'" not in response.headers["Content-Security-Policy"]
     assert "rule of three" in page and "tolerance 0.450" in page
+
+
+def test_learned_templates_are_shown_and_removed_after_confirmation(app, admin, kiosk, blink_media):
+    admin.post("/logout")
+    app.config["LIVENESS"] = "blink"  # Grace logs in live: her capture is learned
+    kiosk.look(blink_media["grace_blinks"])
+    assert kiosk.face_login().headers["Location"] == "/protected"
+    admin.post("/logout")
+    kiosk.password_login("boss", "s3cret pass")
+    page = admin.get("/admin").get_data(as_text=True)
+    assert "+ 1 learned" in page and "login from 127.0.0.1 (face)" in page
+    assert 'href="/admin/users/1/learned/1"' in page
+    confirm = admin.get("/admin/users/1/learned/1")
+    assert confirm.status_code == 200 and b"Remove a learned template of grace?" in confirm.data
+    assert b'action="/admin/users/1/learned/1"' in confirm.data
+    assert admin.get("/admin/users/2/learned/1").status_code == 404  # not Luis's
+    app.config["WTF_CSRF_ENABLED"] = True
+    assert admin.post("/admin/users/1/learned/1").status_code == 400
+    app.config["WTF_CSRF_ENABLED"] = False
+    assert admin.post("/admin/users/1/learned/1").headers["Location"] == "/admin"
+    page = admin.get("/admin").get_data(as_text=True)
+    assert "A learned template of grace was removed." in page and "+ 1 learned" not in page
