@@ -7,7 +7,7 @@ misspelt or unsafe value at start-up instead of letting it quietly weaken the lo
 
 import os
 
-from facelogin.engine import templates
+from facelogin.engine import limits, templates
 
 LOGIN_MODES = ("face", "username+face", "face+password")
 LIVENESS_MODES = ("challenge", "blink", "off")
@@ -57,7 +57,12 @@ def defaults(app):
         MIN_FACE_HEIGHT=80,
         DETECT_WIDTH=320,
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,
-        MAX_IMAGE_PIXELS=40_000_000,
+        # Photos: more pixels than this (read from the header, before decoding) is refused, WebP over a
+        # quarter of it; decoding one then peaks near 100 MiB. A 12 MP phone photo passes.
+        MAX_IMAGE_PIXELS=16_000_000,
+        PHOTO_WORK_PIXELS=4_000_000,  # photos are shrunk to this while decoding: detection runs 1024 px wide
+        MAX_CONCURRENT_DECODES=2,  # requests decoding and analysing pictures at once (cores); as many wait...
+        DECODE_WAIT_SECONDS=5.0,  # ...this long at most; the rest hear "busy, try again" (503) at once
         PASSWORD_HASH_METHOD="scrypt:131072:8:1",
         KIOSK_IDLE_SECONDS=120,
         KIOSK_ENROL_MINUTES=15,  # how long a `flask kiosks add` link stays valid
@@ -82,6 +87,16 @@ def challenge_bars(cfg):
     }
 
 
+def decode_slots(cfg):
+    """Return the process-wide slots for decoding and analysing pictures (engine/limits.py)."""
+    return limits.Slots(cfg["MAX_CONCURRENT_DECODES"], cfg["DECODE_WAIT_SECONDS"])
+
+
+def photo_limits(cfg):
+    """Return the photo settings as the keyword arguments of faces.read_image."""
+    return {"max_pixels": cfg["MAX_IMAGE_PIXELS"], "work_pixels": cfg["PHOTO_WORK_PIXELS"]}
+
+
 def _one_of(app, key, allowed):
     """Refuse a value of `key` that is not one of `allowed`."""
     if app.config[key] not in allowed:
@@ -104,6 +119,9 @@ def check(app):
         "FACE_DISABLE_AFTER",
         "FACE_RATE_LIMIT",
         "MIN_FACE_HEIGHT",
+        "MAX_IMAGE_PIXELS",
+        "PHOTO_WORK_PIXELS",
+        "MAX_CONCURRENT_DECODES",
     ):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ValueError(f"{key} must be a whole number of at least 1, not {cfg[key]!r}")
@@ -117,6 +135,7 @@ def check(app):
         "CHALLENGE_MIN_DEPTH",
         "CHALLENGE_MIN_DEPTH_PITCH",
         "CHALLENGE_MIN_TEXTURE",
+        "DECODE_WAIT_SECONDS",
     ):
         if not isinstance(cfg[key], int | float) or cfg[key] <= 0:
             raise ValueError(f"{key} must be a positive number, not {cfg[key]!r}")

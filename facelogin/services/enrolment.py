@@ -13,6 +13,7 @@ import uuid
 from flask import current_app, session
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from facelogin.config import photo_limits
 from facelogin.engine import faces
 from facelogin.engine.camera import CameraError, kiosk_frames
 from facelogin.services import storage
@@ -115,7 +116,7 @@ def register_user(username, password, photo):
     try:
         staged = _stage_upload(photo)
         with open(staged, "rb") as f:
-            rgb = faces.read_image(f.read(), current_app.config["MAX_IMAGE_PIXELS"])
+            rgb = faces.read_image(f.read(), **photo_limits(current_app.config))
         encoding, box = face_from_photo(rgb)
         password_hash, face_jpeg = hash_password(password), faces.encode_jpeg(faces.face_crop(rgb, box))
         with ENROL_LOCK:
@@ -153,7 +154,7 @@ def add_template(user, photo_bytes):
     if len(templates) >= cfg["MAX_TEMPLATES"]:
         raise EnrollError(f"You already have {len(templates)} photos - remove one before adding another", 409)
     try:
-        rgb = faces.read_image(photo_bytes, cfg["MAX_IMAGE_PIXELS"])
+        rgb = faces.read_image(photo_bytes, **photo_limits(cfg))
     except faces.ImageError as e:
         raise EnrollError(str(e)) from e
     encoding, box = face_from_photo(rgb)

@@ -22,6 +22,7 @@ import numpy as np
 from flask import Flask, current_app
 from threadpoolctl import threadpool_limits
 
+from facelogin.config import photo_limits
 from facelogin.engine import faces
 from facelogin.services import enrolment
 from facelogin.services.gallery import get_gallery
@@ -112,7 +113,7 @@ def prepare(job):
         name = os.path.basename(path)
         try:
             with open(path, "rb") as f:
-                rgb = faces.read_image(f.read(), current_app.config["MAX_IMAGE_PIXELS"])
+                rgb = faces.read_image(f.read(), **photo_limits(current_app.config))
             encoding, box = enrolment.face_from_photo(rgb)
         except faces.ImageError as e:
             return Refused(job.username, "not_an_image", f"{name}: {e}")

@@ -5,6 +5,7 @@ from flask import Blueprint, flash, g, redirect, render_template, url_for
 from facelogin.engine.camera import CameraError
 from facelogin.forms import ActionForm, PhotoForm, first_error, posted_pictures
 from facelogin.services import enrolment, storage
+from facelogin.services.capacity import heavy
 from facelogin.services.enrolment import EnrollError
 from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, current_device, login_required
 
@@ -41,6 +42,7 @@ def photo():
 
 @bp.post("/faces")
 @login_required
+@heavy
 def add():
     """Add another photo of the logged-in user, checked to be the same person."""
     form = PhotoForm()
@@ -56,6 +58,7 @@ def add():
 
 @bp.post("/faces/capture")
 @login_required
+@heavy
 def capture():
     """Add another photo of the logged-in user, taken with the kiosk camera."""
     if current_device() is None:

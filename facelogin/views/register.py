@@ -5,6 +5,7 @@ from flask import Blueprint, flash, redirect, render_template, send_file, url_fo
 from facelogin.engine.camera import CameraError
 from facelogin.forms import AccountForm, RegisterForm, first_error, posted_pictures
 from facelogin.services import enrolment
+from facelogin.services.capacity import heavy
 from facelogin.services.enrolment import EnrollError
 from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, current_device
 
@@ -13,6 +14,7 @@ WELCOME = "Welcome, {}! You can now log in by looking at the camera."
 
 
 @bp.route("", methods=("GET", "POST"))
+@heavy
 def register():
     """Enrol a new user from a username, a password and a face photo."""
     form = RegisterForm()
@@ -28,6 +30,7 @@ def register():
 
 
 @bp.post("/capture")
+@heavy
 def capture():
     """Take a photo for registration and keep it, server-side, until the person confirms it."""
     if current_device() is None:
@@ -40,6 +43,7 @@ def capture():
 
 
 @bp.route("/camera", methods=("GET", "POST"))
+@heavy
 def confirm():
     """Show the kiosk photo; a POST registers the person with it."""
     path = enrolment.captured_path()

@@ -137,3 +137,8 @@ def test_failed_commit_leaves_no_face_photo(app, kiosk, photos, stored_files, us
     monkeypatch.undo()
     assert response.status_code == 503 and b"try again" in response.data
     assert user_count() == 0 and stored_files() == []
+
+
+def test_the_form_names_the_photo_formats_it_takes(client):
+    page = client.get("/register").data
+    assert b'accept="image/jpeg,image/png,image/webp"' in page and b"a JPEG, PNG or WebP photo" in page
