@@ -57,11 +57,11 @@ def defaults(app):
         MIN_FACE_HEIGHT=80,
         DETECT_WIDTH=320,
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,
-        # Photos: more pixels than this (read from the header, before decoding) is refused, WebP over a
-        # quarter of it; decoding one then peaks near 100 MiB. A 12 MP phone photo passes.
+        # Photos: more pixels than this (read from the header, before decoding) is refused, fewer for PNG
+        # and WebP (faces.pixel_limit); decoding one then peaks near 100 MiB. A 12 MP phone photo passes.
         MAX_IMAGE_PIXELS=16_000_000,
         PHOTO_WORK_PIXELS=4_000_000,  # photos are shrunk to this while decoding: detection runs 1024 px wide
-        MAX_CONCURRENT_DECODES=2,  # requests decoding and analysing pictures at once (cores); as many wait...
+        MAX_CONCURRENT_DECODES=2,  # requests decoding and analysing pictures at once (2 cores); as many wait...
         DECODE_WAIT_SECONDS=5.0,  # ...this long at most; the rest hear "busy, try again" (503) at once
         PASSWORD_HASH_METHOD="scrypt:131072:8:1",
         KIOSK_IDLE_SECONDS=120,
