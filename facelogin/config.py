@@ -7,7 +7,7 @@ misspelt or unsafe value at start-up instead of letting it quietly weaken the lo
 
 import os
 
-from facelogin.engine import templates
+from facelogin.engine import limits, templates
 
 LOGIN_MODES = ("face", "username+face", "face+password")
 LIVENESS_MODES = ("challenge", "blink", "off")
@@ -92,7 +92,12 @@ def defaults(app):
         STREAM_LIMIT=2,  # live camera views at once per process: each holds a server worker while it lasts
         STREAM_SECONDS=300,  # the longest one live view lasts; the page then opens a new one (kiosk.js)
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,
-        MAX_IMAGE_PIXELS=40_000_000,
+        # Photos: more pixels than this (read from the header, before decoding) is refused, fewer for PNG
+        # and WebP (faces.pixel_limit); decoding one then peaks near 100 MiB. A 12 MP phone photo passes.
+        MAX_IMAGE_PIXELS=16_000_000,
+        PHOTO_WORK_PIXELS=4_000_000,  # photos are shrunk to this while decoding: detection runs 1024 px wide
+        MAX_CONCURRENT_DECODES=2,  # requests decoding and analysing pictures at once (2 cores); as many wait...
+        DECODE_WAIT_SECONDS=5.0,  # ...this long at most; the rest hear "busy, try again" (503) at once
         SERVE_CHANNEL_TIMEOUT=20,  # serve.py: seconds an idle or stalled connection stays open
         SERVE_CONNECTION_LIMIT=1000,  # serve.py: open connections at once, so that slow ones cannot fill it
         PASSWORD_HASH_METHOD="scrypt:131072:8:1",
@@ -127,6 +132,16 @@ def learning_bars(cfg):
         "max_distance": min(cfg["LEARN_MAX_DISTANCE"], cfg["FACE_TOLERANCE"] - cfg["FACE_MARGIN"]),
         "min_margin": max(cfg["LEARN_MIN_MARGIN"], cfg["FACE_MARGIN"]),
     }
+
+
+def decode_slots(cfg):
+    """Return the process-wide slots for decoding and analysing pictures (engine/limits.py)."""
+    return limits.Slots(cfg["MAX_CONCURRENT_DECODES"], cfg["DECODE_WAIT_SECONDS"])
+
+
+def photo_limits(cfg):
+    """Return the photo settings as the keyword arguments of faces.read_image."""
+    return {"max_pixels": cfg["MAX_IMAGE_PIXELS"], "work_pixels": cfg["PHOTO_WORK_PIXELS"]}
 
 
 def _one_of(app, key, allowed):
@@ -172,6 +187,9 @@ def check(app):
         "STREAM_LIMIT",
         "SERVE_CHANNEL_TIMEOUT",
         "SERVE_CONNECTION_LIMIT",
+        "MAX_IMAGE_PIXELS",
+        "PHOTO_WORK_PIXELS",
+        "MAX_CONCURRENT_DECODES",
     ):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ValueError(f"{key} must be a whole number of at least 1, not {cfg[key]!r}")
@@ -193,6 +211,7 @@ def check(app):
         "ENROL_MAX_PITCH",
         "LEARN_MAX_DISTANCE",
         "LEARN_MIN_MARGIN",
+        "DECODE_WAIT_SECONDS",
     ):
         if not isinstance(cfg[key], int | float) or cfg[key] <= 0:
             raise ValueError(f"{key} must be a positive number, not {cfg[key]!r}")

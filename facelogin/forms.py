@@ -8,6 +8,9 @@ from wtforms.validators import InputRequired, Length, Optional, Regexp
 
 from facelogin.services.sessions import PASSWORD_HELP, PASSWORD_LENGTH, USERNAME_HELP, USERNAME_RULE
 
+# The photos faces.read_image accepts (it checks the format in the file, not the name): the browser offers these.
+PHOTO_TYPES = {"accept": "image/jpeg,image/png,image/webp"}
+
 
 class ActionForm(FlaskForm):
     """A button-only form (logout, admin actions): just the CSRF token."""
@@ -51,13 +54,17 @@ class AccountForm(FlaskForm):
 class RegisterForm(AccountForm):
     """Username, password and a face photo."""
 
-    photo = FileField("Photo of your face", validators=[FileRequired("Choose a photo of your face")])
+    photo = FileField(
+        "Photo of your face", validators=[FileRequired("Choose a photo of your face")], render_kw=PHOTO_TYPES
+    )
 
 
 class PhotoForm(FlaskForm):
     """One more photo of the logged-in user."""
 
-    photo = FileField("Another photo of your face", validators=[FileRequired("Choose a photo of your face")])
+    photo = FileField(
+        "Another photo of your face", validators=[FileRequired("Choose a photo of your face")], render_kw=PHOTO_TYPES
+    )
 
 
 class PasswordLoginForm(FlaskForm):

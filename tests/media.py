@@ -4,10 +4,12 @@ The photos come from installed packages (matplotlib, mahotas, scikit-image); eve
 else is made from them here, so the tests need no network and no stored media.
 """
 
+import io
 import os
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from facelogin.engine import faces
 
@@ -366,3 +368,40 @@ def shade_half(image, gain=0.3):
     out = image.astype(np.float32)
     out[:, : (left + right) // 2] *= gain
     return out.astype(np.uint8)
+
+
+# --- hostile uploads: the heaviest pictures under the byte limit ---------------------------------------
+
+
+def encode(image, fmt, **params):
+    """Encode a Pillow image (or an RGB array) in `fmt` with Pillow's `params`; return the bytes."""
+    buf = io.BytesIO()
+    (Image.fromarray(image) if isinstance(image, np.ndarray) else image).save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def float_tiff(side=6300):
+    """A one-colour float TIFF `side` pixels square, as the penetration test posted (6300: 264 KB here)."""
+    return encode(Image.new("F", (side, side), 0.5), "TIFF", compression="tiff_adobe_deflate")
+
+
+def png16(side, channels=1):
+    """A one-colour 16-bit PNG `side` pixels square: grey, or RGBA with `channels=4` (6300 grey: 92 KB)."""
+    if channels == 1:
+        return encode(Image.new("I;16", (side, side), 30000), "PNG")
+    ok, buf = cv2.imencode(".png", np.full((side, side, channels), 30000, np.uint16))
+    return buf.tobytes()
+
+
+def photo_bomb(path, pixels, fmt="JPEG", **params):
+    """A real face photo enlarged to about `pixels` pixels and encoded in `fmt`: big in memory, small on the wire."""
+    rgb = cv2.cvtColor(load_bgr(path), cv2.COLOR_BGR2RGB)
+    scale = np.sqrt(pixels / (rgb.shape[0] * rgb.shape[1]))
+    size = (int(rgb.shape[1] * scale), int(rgb.shape[0] * scale))
+    return encode(cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR), fmt, **params)
+
+
+def webcam_frames(path, count=60, size=(1920, 1440), quality=70):
+    """`count` JPEG frames of a person standing still, enlarged to the largest size a kiosk browser may post."""
+    frames = still_clip(on_canvas(load_bgr(path)), frames=count)
+    return [cv2.imencode(".jpg", cv2.resize(f, size), [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes() for f in frames]

@@ -35,6 +35,7 @@ MESSAGES = {
 REQUEST_PROBLEMS = {"bad_frame": 400, "needs_browser": 409, "needs_server": 409}
 POSTED_FORMATS = ("JPEG", "PNG", "WEBP")
 MAX_FRAME_PIXELS = 1920 * 1440  # a webcam frame; anything bigger is not one
+FRAME_WORK_PIXELS = 1280 * 960  # bigger frames are halved while decoding: a face at the kiosk needs no more
 
 
 class CameraError(Exception):
@@ -154,14 +155,20 @@ def get_camera(source):
 
 
 def decode_frame(data, max_pixels=MAX_FRAME_PIXELS):
-    """Decode one camera picture sent as JPEG, PNG or WebP bytes into a BGR frame, or raise CameraError."""
+    """Decode one camera picture sent as JPEG, PNG or WebP bytes into a BGR frame, or raise CameraError.
+
+    A frame over FRAME_WORK_PIXELS is halved each way while decoding (JPEG) or at once (the others).
+    """
     try:
         # The header gives format and size before any pixel is decoded.
-        with Image.open(io.BytesIO(data)) as im:
-            fits = im.format in POSTED_FORMATS and im.width * im.height <= max_pixels
+        with Image.open(io.BytesIO(data), formats=POSTED_FORMATS) as im:
+            pixels = im.width * im.height
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        fits = False
-    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if fits else None
+        pixels = None
+    if pixels is None or pixels > max_pixels:
+        raise CameraError("bad_frame")
+    flag = cv2.IMREAD_REDUCED_COLOR_2 if pixels > FRAME_WORK_PIXELS else cv2.IMREAD_COLOR
+    frame = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     if frame is None or not frame.size:
         raise CameraError("bad_frame")
     return frame
@@ -172,7 +179,8 @@ def kiosk_frames(source, count, timeout, browser=False, posted=()):
     """Give up to `count` BGR frames: the pictures the kiosk browser `posted`, or a burst of `source`.
 
     `posted` is a list of picture bytes (or of callables returning them), decoded one
-    at a time; it must be non-empty exactly when the kiosk browser takes the pictures.
+    at a time as they are read; it must be non-empty exactly when the kiosk browser
+    takes the pictures.
     """
     if browser and not posted:
         raise CameraError("needs_browser")

@@ -11,7 +11,7 @@ import numpy as np
 
 from facelogin.engine import faces, liveness
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # what faces.read_image accepts
 
 
 def list_people(root):

@@ -7,6 +7,7 @@ RGB uint8 arrays; camera frames arrive from OpenCV as BGR and become RGB in
 
 import functools
 import io
+import math
 import threading
 from typing import NamedTuple
 
@@ -39,37 +40,89 @@ def _engine():
     return face_recognition
 
 
-def read_image(data, max_pixels=40_000_000):
-    """Decode image bytes into an upright RGB uint8 array; raise ImageError if unusable."""
-    too_large = f"The picture is too large - use one under {max_pixels // 1_000_000} megapixels"
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP")  # what people upload; TIFF, BMP, GIF and the rest are refused unread
+NOT_A_PHOTO = "That file is not a picture we can read - use a JPEG, PNG or WebP photo"
+
+
+def pixel_limit(im, max_pixels):
+    """Return the most pixels an opened picture may have: fewer for the layouts that cost more to decode.
+
+    Peak bytes per pixel, measured (tests/system/test_memory.py): a JPEG shrinks while it
+    decodes (a progressive one buffers 6 bytes a pixel, 8 in CMYK); a PNG holds up to 4 and
+    shrinking RGBA copies them once more; Pillow's WebP decoder holds 16.
+    """
+    if im.format == "WEBP":
+        return max_pixels // 4
+    if im.format == "PNG" or (im.info.get("progressive") and im.mode == "CMYK"):
+        return max_pixels // 2
+    return max_pixels
+
+
+def _fit(size, max_pixels):
+    """Return `size` (width, height) scaled down, keeping its shape, to at most `max_pixels` pixels."""
+    width, height = size
+    if width * height <= max_pixels:
+        return size
+    scale = math.sqrt(max_pixels / (width * height))
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+def read_image(data, max_pixels=16_000_000, work_pixels=4_000_000):
+    """Decode JPEG, PNG or WebP bytes into an upright RGB uint8 array of at most `work_pixels`; raise ImageError.
+
+    The header's size is checked before any pixel is decoded: over `max_pixels` (less for
+    some formats, see pixel_limit) is refused. A larger picture is shrunk while it decodes
+    (JPEG) or right after; 16-bit and float pictures become 8-bit without a float64 copy.
+    """
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            # The header gives the size before any pixel is decoded, so a
-            # decompression bomb is refused without allocating it.
-            if im.width * im.height > max_pixels:
-                raise ImageError(too_large)
-            im.seek(0)  # first frame of an animation
-            upright = ImageOps.exif_transpose(im)
-            return _to_rgb8(upright)
+        with Image.open(io.BytesIO(data), formats=PHOTO_FORMATS) as im:
+            limit = pixel_limit(im, max_pixels)
+            if im.width * im.height > limit:
+                raise ImageError(_too_large(limit))
+            return _decode(im, work_pixels)
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
-        raise ImageError(too_large) from e
+        raise ImageError(_too_large(max_pixels)) from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError("That file is not a picture we can read - use a JPEG or PNG photo") from e
+        raise ImageError(NOT_A_PHOTO) from e
+
+
+def _too_large(limit):
+    """Return the message refusing a picture of more than `limit` pixels."""
+    return f"The picture is too large - use one under {max(1, limit // 1_000_000)} megapixels"
+
+
+def _decode(im, work_pixels):
+    """Decode an opened picture, shrunk to at most `work_pixels`, into an upright RGB uint8 array."""
+    im.seek(0)  # first frame of an animation
+    if im.format in ("JPEG", "MPO"):  # MPO: a camera's JPEG with extra pictures after the first
+        # libjpeg scales by 1/2, 1/4 or 1/8 while decoding: the full-size picture never exists.
+        im.draft(im.mode, _fit(im.size, work_pixels))
+    im.load()
+    if im.mode in ("1", "P", "PA"):
+        # Palette and bilevel pixels cannot be averaged: give them their colours first.
+        has_alpha = im.mode == "PA" or "transparency" in im.info
+        im = im.convert("RGBA" if has_alpha else "L" if im.mode == "1" else "RGB")
+    if im.width * im.height > work_pixels:
+        im = im.resize(_fit(im.size, work_pixels), Image.Resampling.BOX)
+    return _to_rgb8(ImageOps.exif_transpose(im, in_place=True) or im)
 
 
 def _to_rgb8(im):
-    """Return a Pillow image of any mode as an RGB uint8 array (16-bit scaled, alpha dropped)."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        top = a.max() or 1.0
-        return np.repeat((a * (255.0 / top)).astype(np.uint8)[..., None], 3, axis=2)
+    """Return a Pillow image of any mode as an RGB uint8 array (16-bit and float scaled, alpha on white)."""
+    if im.mode.startswith("I") or im.mode == "F":
+        # 16-bit, 32-bit and float pictures: scaled to their brightest pixel in float32, in place.
+        grey = np.array(im, dtype=np.float32)
+        np.nan_to_num(grey, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        np.maximum(grey, 0.0, out=grey)
+        grey *= 255.0 / (float(grey.max()) or 1.0)
+        return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
         white = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(white, im)
-    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    return np.ascontiguousarray(np.asarray(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8))
 
 
 def frame_to_rgb(frame):

@@ -333,6 +333,12 @@ def _step(prev, cur):
     }
 
 
+def _picture_of_highest(peak, sign, axis):
+    """Return `peak` with the RGB picture kept by its highest frame only: a long movement must not hold every frame."""
+    highest = max(peak, key=lambda s: sign * s.pose[axis])  # the first of equals, as sorted() keeps them
+    return [s if s is highest or s.rgb is None else s._replace(rgb=None) for s in peak]
+
+
 def watch_for_challenge(
     rgb_frames,
     challenge,
@@ -438,11 +444,11 @@ def watch_for_challenge(
             break
         if reached < confirm:
             reached = reached + 1 if progress >= need[axis] else 0
-            peak = peak + [cur] if reached else []
+            peak = _picture_of_highest(peak + [cur], sign, axis) if reached else []
             if reached < confirm:
                 continue
         else:
-            peak.append(cur)
+            peak = _picture_of_highest(peak + [cur], sign, axis)
         if progress > best:
             best, since_best = progress, 0
         else:

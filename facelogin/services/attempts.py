@@ -17,7 +17,7 @@ from flask import current_app, session
 from sqlalchemy import case, false, or_
 
 from facelogin.config import LOGIN_MODES, challenge_bars
-from facelogin.engine import faces, liveness
+from facelogin.engine import faces, limits, liveness
 from facelogin.engine.camera import CameraError, kiosk_frames
 from facelogin.services import health, learning, storage, throttle
 from facelogin.services.gallery import get_gallery
@@ -347,7 +347,7 @@ def face_attempt(mode, username, password, address, posted=(), nonce=None):
     except CameraError as e:
         log_attempt(mode, "error", f"camera {e.reason}", address, claimed=claimed, challenge=challenge)
         return Outcome(None, str(e), e.status)
-    except throttle.Busy:
+    except limits.Busy:
         log_attempt(mode, "error", "busy", address, claimed=claimed, challenge=challenge)
         return Outcome(None, BUSY, 503)
     matched = db.session.get(User, decision.label) if decision.label is not None else None
@@ -387,7 +387,7 @@ def password_attempt(username, password, address):
         return _wait(wait)
     try:
         password_ok = verify_password(user, password)
-    except throttle.Busy:
+    except limits.Busy:
         log_attempt("password", "error", "busy", address, claimed=user)
         return Outcome(None, BUSY, 503)
     if not password_ok:

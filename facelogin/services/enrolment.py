@@ -14,7 +14,8 @@ import uuid
 from flask import current_app, g, session
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from facelogin.engine import faces, quality
+from facelogin.config import photo_limits
+from facelogin.engine import faces, limits, quality
 from facelogin.engine.camera import CameraError, kiosk_frames
 from facelogin.services import attempts, learning, storage, throttle
 from facelogin.services.gallery import get_gallery
@@ -199,7 +200,7 @@ def register_user(username, password, photo, address=None, mode="register"):
     try:
         staged = _stage_upload(photo)
         with open(staged, "rb") as f:
-            rgb = faces.read_image(f.read(), current_app.config["MAX_IMAGE_PIXELS"])
+            rgb = faces.read_image(f.read(), **photo_limits(current_app.config))
         # The photo is checked before the name: a bad photo answers the same whether the name is taken.
         encoding, box = face_from_photo(rgb)
         if User.by_username(username):
@@ -212,7 +213,7 @@ def register_user(username, password, photo, address=None, mode="register"):
         if limit:
             throttle.release(limit)  # refusals count, not the people who registered
         return user
-    except throttle.Busy as e:
+    except limits.Busy as e:
         raise EnrollError(attempts.BUSY, 503) from e
     except FaceConflict as e:
         record_conflict(e, mode, username, address)
@@ -247,7 +248,7 @@ def add_template(user, photo_bytes, address=None):
     if len(templates) >= cfg["MAX_TEMPLATES"]:
         raise EnrollError(f"You already have {len(templates)} photos - remove one before adding another", 409)
     try:
-        rgb = faces.read_image(photo_bytes, cfg["MAX_IMAGE_PIXELS"])
+        rgb = faces.read_image(photo_bytes, **photo_limits(cfg))
     except faces.ImageError as e:
         raise EnrollError(str(e)) from e
     encoding, box = face_from_photo(rgb)

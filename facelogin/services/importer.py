@@ -24,8 +24,9 @@ import numpy as np
 from flask import Flask, current_app
 from threadpoolctl import threadpool_limits
 
+from facelogin.config import photo_limits
 from facelogin.engine import faces
-from facelogin.services import enrolment, throttle
+from facelogin.services import enrolment
 from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import USERNAME_HELP, USERNAME_RULE, hash_password
 from models import User, db
@@ -118,7 +119,7 @@ def _photo(path):
     name = os.path.basename(path)
     try:
         with open(path, "rb") as f:
-            rgb = faces.read_image(f.read(), current_app.config["MAX_IMAGE_PIXELS"])
+            rgb = faces.read_image(f.read(), **photo_limits(current_app.config))
         return enrolment.face_from_photo(rgb), rgb
     except faces.ImageError as e:
         return Refused("", "not_an_image", f"{name}: {e}"), None
@@ -157,7 +158,6 @@ def _start_worker(config):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool cleanly
     app = Flask("importer")
     app.config.update(config)
-    app.extensions["hash_slots"] = throttle.Slots(1)  # this process hashes one password at a time
     app.app_context().push()  # face_from_photo and hash_password read the app's settings
 
 

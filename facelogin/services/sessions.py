@@ -14,7 +14,8 @@ from flask import abort, current_app, flash, g, redirect, request, session, url_
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from facelogin.services import storage, throttle
+from facelogin.engine import limits
+from facelogin.services import storage
 from models import KioskDevice, User, as_utc, db, utcnow
 
 # The account rules, written once: the forms, `flask users` and the importer use them.
@@ -51,14 +52,15 @@ def load_secret_key(app):
 
 
 def _hashing():
-    """Hold one of the process's hashing slots, or raise throttle.Busy after PASSWORD_HASH_WAIT seconds."""
+    """Hold one of the process's hashing slots, or raise limits.Busy after PASSWORD_HASH_WAIT seconds."""
     # Each scrypt hash takes 128 MiB and a core for a while: without a cap, 16 clients forced
     # 63 parallel hashes (+1 GiB) and a real login waited 5 s.
-    return current_app.extensions["hash_slots"].hold(current_app.config["PASSWORD_HASH_WAIT"])
+    cfg = current_app.config
+    return limits.Slots(cfg["PASSWORD_HASH_CONCURRENCY"], cfg["PASSWORD_HASH_WAIT"], "password hashes").hold()
 
 
 def hash_password(password):
-    """Hash a password with the configured method (scrypt N=2^17 by default); throttle.Busy if all slots stay taken."""
+    """Hash a password with the configured method (scrypt N=2^17 by default); limits.Busy if all slots stay taken."""
     with _hashing():
         return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
@@ -333,7 +335,6 @@ def init_app(app):
     """Install the secret key, the per-request hooks and the page context."""
     load_secret_key(app)
     app.before_request(check_client_address)  # first: nothing else runs for a request from a bad address
-    app.extensions["hash_slots"] = throttle.Slots(app.config["PASSWORD_HASH_CONCURRENCY"])
     app.before_request(load_logged_in_user)
     app.after_request(set_security_headers)
     app.context_processor(page_context)

@@ -9,8 +9,6 @@ limits count failures, so a kiosk queue logging in one after another never waits
 """
 
 import math
-import threading
-from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import case, or_
@@ -60,35 +58,3 @@ def release(key):
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-
-
-class Busy(Exception):
-    """Every slot of a process-wide limit stayed taken for longer than the caller would wait."""
-
-
-class Slots:
-    """At most `size` callers at once in this process and `size` more waiting; others get Busy at once."""
-
-    def __init__(self, size):
-        """Make `size` slots and as many places in the queue."""
-        self.size = size
-        self._free = threading.BoundedSemaphore(size)
-        self._queue = threading.BoundedSemaphore(size)
-
-    @contextmanager
-    def hold(self, wait):
-        """Hold a slot for the body of a `with`; raise Busy if the queue is full or `wait` seconds pass."""
-        # A bounded queue: callers waiting for a slot hold server threads, so without it a flood
-        # of slow work (password hashes) ties up every thread and the home page waits too.
-        if not self._free.acquire(blocking=False):
-            if not self._queue.acquire(blocking=False):
-                raise Busy()
-            try:
-                if not self._free.acquire(timeout=wait):
-                    raise Busy()
-            finally:
-                self._queue.release()
-        try:
-            yield
-        finally:
-            self._free.release()

@@ -5,6 +5,7 @@ from flask import Blueprint, flash, g, redirect, render_template, url_for
 from facelogin.engine.camera import CameraError
 from facelogin.forms import ActionForm, PhotoForm, first_error, posted_pictures
 from facelogin.services import enrolment, learning, storage
+from facelogin.services.capacity import heavy
 from facelogin.services.enrolment import EnrollError
 from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, client_address, current_device, login_required
 
@@ -42,6 +43,7 @@ def photo():
 
 @bp.post("/faces")
 @login_required
+@heavy
 def add():
     """Add another photo of the logged-in user, checked to be the same person."""
     form = PhotoForm()
@@ -57,6 +59,7 @@ def add():
 
 @bp.post("/faces/capture")
 @login_required
+@heavy
 def capture():
     """Add another photo of the logged-in user, taken with the kiosk camera."""
     if current_device() is None:

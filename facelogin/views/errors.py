@@ -5,6 +5,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from facelogin.engine import limits
 from facelogin.forms import RegisterForm
 from models import db
 
@@ -50,6 +51,12 @@ def too_large(e):
 def csrf_failed(e):
     """Refuse a form without a valid CSRF token (stale page, or a forged request)."""
     return error_page("This page has expired - go back, reload it and try again", 400)
+
+
+@bp.app_errorhandler(limits.Busy)
+def busy(e):
+    """Answer a picture that found every decoding slot taken: 503, and the thread is free again at once."""
+    return error_page(str(e), 503)
 
 
 @bp.app_errorhandler(OperationalError)

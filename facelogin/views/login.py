@@ -4,6 +4,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from facelogin.forms import ActionForm, FaceLoginForm, PasswordLoginForm, first_error, posted_pictures
 from facelogin.services import attempts, health
+from facelogin.services.capacity import heavy
 from facelogin.services.sessions import (
     NEEDS_KIOSK_TO_LOGIN,
     client_address,
@@ -50,6 +51,7 @@ def _finish_login(outcome):
 
 
 @bp.route("/login", methods=("GET", "POST"))
+@heavy
 def login():
     """Show the login page; a POST logs in whoever the kiosk camera sees (as LOGIN_MODE says)."""
     form = FaceLoginForm()

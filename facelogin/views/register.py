@@ -5,6 +5,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, send_
 from facelogin.engine.camera import CameraError
 from facelogin.forms import AccountForm, RegisterForm, first_error, posted_pictures
 from facelogin.services import enrolment
+from facelogin.services.capacity import heavy
 from facelogin.services.enrolment import EnrollError
 from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, client_address, current_device
 
@@ -35,6 +36,7 @@ def _registered(user):
 
 
 @bp.route("", methods=("GET", "POST"))
+@heavy
 def register():
     """Enrol a new user from a username, a password and a face photo."""
     form = RegisterForm()
@@ -50,6 +52,7 @@ def register():
 
 
 @bp.post("/capture")
+@heavy
 def capture():
     """Take a photo for registration and keep it, server-side, until the person confirms it."""
     if current_device() is None:
@@ -62,6 +65,7 @@ def capture():
 
 
 @bp.route("/camera", methods=("GET", "POST"))
+@heavy
 def confirm():
     """Show the kiosk photo; a POST registers the person with it."""
     path = enrolment.captured_path()

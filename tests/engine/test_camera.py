@@ -119,6 +119,12 @@ def test_posted_frames_accept_only_webcam_pictures(data, ok):
         assert refused.value.reason == "bad_frame" and refused.value.status == 400
 
 
+@pytest.mark.parametrize(("size", "decoded"), [((1920, 1440), (720, 960)), ((1280, 960), (960, 1280))])
+def test_posted_frames_over_a_webcam_size_are_halved_while_decoding(size, decoded):
+    for fmt in ("JPEG", "PNG", "WEBP"):
+        assert decode_frame(_encoded(fmt, size)).shape[:2] == decoded, fmt
+
+
 def test_posted_frames_must_fit_the_camera_mode():
     for browser, posted, reason in ((True, [], "needs_browser"), (False, [_encoded("JPEG")], "needs_server")):
         with pytest.raises(CameraError) as refused, kiosk_frames(None, 3, 1.0, browser, posted):

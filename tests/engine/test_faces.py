@@ -1,12 +1,15 @@
 """The face engine: decoding, detection, encoding and matching, on real photos and fixed vectors."""
 
 import io
+import tracemalloc
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 from threadpoolctl import threadpool_info
 
+import media
 from facelogin.engine import faces
 from media import load_bgr
 
@@ -65,6 +68,79 @@ def test_read_image_refuses_decompression_bomb():
     bomb = _png(Image.new("L", (12000, 12000)))
     with pytest.raises(faces.ImageError, match="too large"):
         faces.read_image(bomb, max_pixels=40_000_000)
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "BMP", "GIF", "PPM", "TGA", "ICO", "float TIFF"])
+def test_read_image_accepts_only_jpeg_png_and_webp(grace_rgb, fmt):
+    data = media.float_tiff(64) if fmt == "float TIFF" else _png(Image.fromarray(grace_rgb), format=fmt)
+    with pytest.raises(faces.ImageError, match="use a JPEG, PNG or WebP photo"):
+        faces.read_image(data)
+
+
+def test_read_image_reads_webp(grace_rgb):
+    rgb = faces.read_image(_png(Image.fromarray(grace_rgb), format="WEBP", quality=95))
+    assert rgb.shape == grace_rgb.shape and np.abs(rgb.astype(int) - grace_rgb).mean() < 4
+
+
+def test_16_bit_png_is_scaled_to_8_bits_without_a_float64_copy():
+    side = 2800  # under the PNG limit and over PHOTO_WORK_PIXELS: shrunk, then scaled
+    ramp = np.tile(np.linspace(0, 65535, side).astype(np.uint16), (side, 1))
+    data = _png(Image.fromarray(ramp))
+    tracemalloc.start()
+    try:
+        rgb = faces.read_image(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rgb.dtype == np.uint8 and rgb.shape[0] * rgb.shape[1] <= 4_000_000
+    row = rgb[rgb.shape[0] // 2, :, 0].astype(int)
+    assert np.abs(row - np.linspace(0, 255, len(row))).max() <= 2  # the ramp, brightest at 255
+    assert peak < side * side * 8  # less than one float64 copy of the picture, ever
+
+
+def test_16_bit_rgb_png_keeps_its_colours(grace_rgb):
+    ok, buf = cv2.imencode(".png", grace_rgb[..., ::-1].astype(np.uint16) * 257)
+    rgb = faces.read_image(buf.tobytes())
+    assert rgb.dtype == np.uint8 and np.abs(rgb.astype(int) - grace_rgb).max() <= 1
+
+
+def test_float_pictures_become_8_bits():
+    values = np.linspace(-10.0, 1000.0, 64 * 48, dtype=np.float32).reshape(48, 64)
+    values[0, 0] = np.nan
+    rgb = faces._to_rgb8(Image.fromarray(values, "F"))
+    assert rgb.dtype == np.uint8 and rgb.shape == (48, 64, 3)
+    assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255 and (rgb[..., 0] == rgb[..., 2]).all()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode", "size", "params", "megapixels"),
+    [
+        ("JPEG", "RGB", (5000, 3400), {}, 16),
+        ("PNG", "RGB", (4000, 2500), {}, 8),  # PNG: half (an RGBA one is copied once more to shrink)
+        ("WEBP", "RGB", (2500, 1700), {}, 4),  # WebP: a quarter (its decoder needs 16 bytes a pixel)
+        ("JPEG", "CMYK", (4000, 3000), {"progressive": True}, 8),  # libjpeg buffers 8 bytes a pixel
+    ],
+)
+def test_pictures_over_the_pixel_limit_are_refused_from_their_header(fmt, mode, size, params, megapixels):
+    data = _png(Image.new(mode, size), format=fmt, **params)
+    # The header alone is enough (the pixels are not there to decode); WebP's opener wants the whole file.
+    header = data if fmt == "WEBP" else data[:2048]
+    with pytest.raises(faces.ImageError, match=f"too large - use one under {megapixels} megapixels"):
+        faces.read_image(header, max_pixels=16_000_000)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "pixels", "params"), [("JPEG", 15_000_000, {"quality": 90}), ("PNG", 7_500_000, {"compress_level": 1})]
+)
+def test_large_photos_are_shrunk_while_decoding_and_upright(photos, fmt, pixels, params):
+    big = Image.open(io.BytesIO(media.photo_bomb(photos["grace"], pixels, fmt, **params)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways, "rotate 90 clockwise to view"
+    sideways = _png(big.rotate(90, expand=True), format=fmt, exif=exif, **params)
+    rgb = faces.read_image(sideways, max_pixels=16_000_000, work_pixels=4_000_000)
+    h, w = rgb.shape[:2]
+    assert 3_000_000 < h * w <= 4_000_000 and abs(w / h - big.width / big.height) < 0.01  # upright, same shape
+    assert faces.find_single_face(rgb, detect_width=1024).problem is None
 
 
 def test_detection_finds_one_face_and_the_patch(grace_rgb, photos):

@@ -4,6 +4,7 @@ here from the real photos in media.py and cached)."""
 
 import functools
 import statistics
+import weakref
 
 import cv2
 import numpy as np
@@ -422,6 +423,31 @@ def test_a_still_clip_is_read_to_its_end_and_refused():
     # Only detection and landmarks run per frame while watching; bench/login.py times the whole login.
     r = liveness.watch_for_challenge(rgb_frames(media.still_clip(photo("astronaut"), frames=20)), "left")
     assert r.seen == 20 and r.reason in ("no_movement", "wrong_way", "not_frontal") and r.frames == ()
+
+
+def test_a_long_movement_does_not_hold_every_frame(monkeypatch):
+    # A head that keeps turning a degree a frame for 60 frames (the pose is reported so, on real
+    # landmarks): the watch keeps the start frames and the highest one, not the whole movement.
+    real_pose, calls = liveness.head_pose, []
+
+    def turning(points, shape):
+        calls.append(1)
+        return (max(0, len(calls) - 6) * 1.0, 0.0, real_pose(points, shape)[2])
+
+    monkeypatch.setattr(liveness, "head_pose", turning)
+    alive, most = [], 0
+
+    def frames():
+        nonlocal most
+        for frame in media.still_clip(photo("grace"), frames=60):
+            rgb = faces.frame_to_rgb(frame)
+            alive.append(weakref.ref(rgb))
+            yield rgb
+            del rgb
+            most = max(most, sum(ref() is not None for ref in alive))
+
+    r = liveness.watch_for_challenge(frames(), "left")
+    assert r.seen == 60 and most <= 8, most
 
 
 # --- evaluation helpers ----------------------------------------------------------------------------

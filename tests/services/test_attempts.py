@@ -233,15 +233,14 @@ def test_password_failures_are_limited_across_addresses(app, kiosk, grace, clock
 
 
 def test_a_password_login_waits_for_a_hashing_slot_then_says_busy(app, kiosk, grace):
+    from contextlib import ExitStack
+
+    from facelogin.engine import limits
+
     app.config["PASSWORD_HASH_WAIT"] = 0.05
-    slots = app.extensions["hash_slots"]
-    holders = [slots.hold(1) for _ in range(slots.size)]
-    for holder in holders:  # every slot taken, as by parallel hashes
-        holder.__enter__()
-    try:
+    with ExitStack() as held:
+        for _ in range(app.config["PASSWORD_HASH_CONCURRENCY"]):  # every slot taken, as by parallel hashes
+            held.enter_context(limits.Slots(app.config["PASSWORD_HASH_CONCURRENCY"], 0, "password hashes").hold())
         busy = kiosk.password_login("grace", "correct horse")
-    finally:
-        for holder in holders:
-            holder.__exit__(None, None, None)
     assert busy.status_code == 503 and b"busy" in busy.data
     assert kiosk.password_login("grace", "correct horse").headers["Location"] == "/protected"

@@ -2,8 +2,6 @@
 
 import threading
 
-import pytest
-
 from facelogin.services import throttle
 
 
@@ -45,41 +43,3 @@ def test_parallel_claims_never_pass_the_limit(app, clock):
     for t in threads:
         t.join()
     assert sorted(results)[:5] == [0] * 5 and all(r > 0 for r in sorted(results)[5:])
-
-
-def test_slots_refuse_when_none_frees_up():
-    slots = throttle.Slots(1)
-    with slots.hold(0.01):
-        with pytest.raises(throttle.Busy), slots.hold(0.01):
-            pass
-    with slots.hold(0.01):  # given back when the first holder left
-        pass
-
-
-def test_slots_queue_only_as_many_callers_as_there_are_slots():
-    slots, release, held, outcomes = throttle.Slots(1), threading.Event(), threading.Event(), []
-
-    def holder():
-        with slots.hold(1):
-            held.set()
-            release.wait(5)
-
-    def waiter():
-        try:
-            with slots.hold(5):
-                outcomes.append("served")
-        except throttle.Busy:
-            outcomes.append("busy")
-
-    first = threading.Thread(target=holder)
-    first.start()
-    held.wait(5)
-    queued = threading.Thread(target=waiter)
-    queued.start()
-    while slots._queue._value:  # the queued caller has taken the one place in the queue
-        threading.Event().wait(0.01)
-    waiter()  # no place left: refused at once, not queued
-    release.set()
-    for t in (first, queued):
-        t.join()
-    assert outcomes == ["busy", "served"]

@@ -81,7 +81,9 @@ def test_mixed_load_keeps_everything_consistent(tmp_path, photos):
     statuses = Counter((kind, status) for kind, _, status, _ in outcomes)
     assert still_up == 200, statuses
     for kind, _, status, body in outcomes:
-        assert status < 500 or (status == 503 and b"Camera busy" in body), (kind, status, body[-300:])
+        # 503 only when the camera or every picture-decoding slot is taken (MAX_CONCURRENT_DECODES).
+        busy = b"Camera busy" in body or b"The system is busy" in body
+        assert status < 500 or (status == 503 and busy), (kind, status, body[-300:])
     assert statuses[("password_login", 302)] > 0 and statuses[("face_login", 302)] > 0, statuses
     assert statuses[("register", 302)] > 0 and statuses[("register", 409)] > 0, statuses
 

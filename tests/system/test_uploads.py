@@ -46,6 +46,8 @@ def grace_image(photos):
         ("truncated jpeg", b"not a picture we can read"),
         ("text named jpg", b"not a picture we can read"),
         ("png bomb", b"too large"),
+        ("gif", b"use a JPEG, PNG or WebP photo"),
+        ("tiff", b"use a JPEG, PNG or WebP photo"),
     ],
 )
 def test_broken_files_are_refused(client, photos, name, message, stored_files, user_count):
@@ -55,6 +57,8 @@ def test_broken_files_are_refused(client, photos, name, message, stored_files, u
         "truncated jpeg": original[: len(original) // 3],
         "text named jpg": b"Dear kiosk, this is a letter, not a photo.\n" * 20,
         "png bomb": _png_header_only(100_000, 100_000),
+        "gif": _encode(Image.open(photos["grace"]), "GIF"),
+        "tiff": _encode(Image.open(photos["grace"]), "TIFF"),
     }[name]
     response = _post(client, data)
     assert response.status_code == 400 and message in response.data
@@ -62,12 +66,14 @@ def test_broken_files_are_refused(client, photos, name, message, stored_files, u
 
 
 @pytest.mark.parametrize(
-    "kind", ["animated gif", "cmyk jpeg", "16-bit png", "greyscale", "rgba png", "exif-rotated portrait"]
+    "kind", ["animated png", "webp", "cmyk jpeg", "16-bit png", "greyscale", "rgba png", "exif-rotated portrait"]
 )
 def test_unusual_but_valid_images_register(client, grace_image, kind, user_count):
-    if kind == "animated gif":
+    if kind == "animated png":
         frames = [grace_image, grace_image.rotate(5)]
-        data = _encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+        data = _encode(frames[0], "PNG", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    elif kind == "webp":
+        data = _encode(grace_image, "WEBP")
     elif kind == "cmyk jpeg":
         data = _encode(grace_image.convert("CMYK"), "JPEG")
     elif kind == "16-bit png":

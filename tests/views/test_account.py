@@ -32,6 +32,11 @@ def test_add_another_photo_of_the_same_person(app, grace_in, media):
     assert b"knows you from 2 photos" in page and b"Remove photo 2" in page
 
 
+def test_the_form_names_the_photo_formats_it_takes(grace_in):
+    page = grace_in.client.get("/protected").data
+    assert b'accept="image/jpeg,image/png,image/webp"' in page and b"A JPEG, PNG or WebP photo" in page
+
+
 def test_photo_of_someone_else_is_refused(app, grace_in, photos):
     response = _add(grace_in, photos["luis"])
     assert response.status_code == 400 and b"does not look like your other photos" in response.data

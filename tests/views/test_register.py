@@ -369,3 +369,8 @@ def test_enrol_jitters_reach_enrolment_encodings_and_never_login_frames(app, kio
     with open(media["grace_altered"], "rb") as f:
         response = kiosk.client.post("/protected/faces", data={"photo": (f, "face.jpg")})
     assert response.status_code == 302 and calls == [3]
+
+
+def test_the_form_names_the_photo_formats_it_takes(client):
+    page = client.get("/register").data
+    assert b'accept="image/jpeg,image/png,image/webp"' in page and b"a JPEG, PNG or WebP photo" in page
