@@ -51,7 +51,10 @@ def format_summary(r):
     lines.append("tolerance    FAR        FRR")
     lines += [f"{x['tolerance']:<12} {x['far']:<10.4%} {x['frr']:.2%}" for x in r["rates"]]
     if r["eer"] is not None:
-        lines.append(f"EER {r['eer']:.2%} at tolerance {r['eer_tolerance']:.3f}")
+        at = r["eer_rates"]
+        lines.append(
+            f"EER {r['eer']:.4%} at tolerance {r['eer_tolerance']:.3f} (FAR {at['far']:.4%}, FRR {at['frr']:.2%} there)"
+        )
     sim = r["simulation"]
     lines.append(
         f"1:N logins at tolerance {sim['tolerance']}, margin {sim['margin']}: "
