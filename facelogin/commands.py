@@ -60,6 +60,8 @@ def format_summary(r):
         f"1:N logins at tolerance {sim['tolerance']}, margin {sim['margin']}: "
         f"{sim['correct']} correct, {sim['wrong_user']} wrong user, {sim['refused']} refused"
     )
+    st = r["strangers"]
+    lines.append(f"strangers (each person left out of the gallery): {st['accepted']} of {st['probes']} photos let in")
     if r["largest_tolerance"] is not None:
         lines.append(f"largest tolerance with FAR <= {r['target_far']:g}: {r['largest_tolerance']:.3f}")
         if r["far_resolution"] > r["target_far"]:

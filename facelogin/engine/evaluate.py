@@ -93,6 +93,23 @@ def simulate_logins(people, tolerance, margin):
     return counts
 
 
+def simulate_strangers(people, tolerance, margin):
+    """Leave each person out of a gallery of everyone's first photo and log in with all their photos.
+
+    Return {"probes", "accepted"}: how often a stranger (not enrolled) would be let in as somebody.
+    """
+    counts = {"probes": 0, "accepted": 0}
+    for name, encodings in people.items():
+        others = {n: e[0] for n, e in people.items() if n != name and e}
+        if not others:
+            continue
+        index = faces.FaceIndex(list(others), list(others.values()))
+        for probe in encodings:
+            counts["probes"] += 1
+            counts["accepted"] += faces.accepts(index.identify(probe), tolerance, margin)
+    return counts
+
+
 def summarise(people, tolerances, tolerance, margin, target_far):
     """Return every figure `flask faces evaluate` prints, as plain numbers."""
     genuine, impostor = split_pairs(people)
@@ -119,6 +136,7 @@ def summarise(people, tolerances, tolerance, margin, target_far):
         # The rates at the EER tolerance, so the EER line can be read against the table.
         "eer_rates": dict(zip(("far", "frr"), error_rates(genuine, impostor, eer_at))) if eer is not None else None,
         "simulation": {"tolerance": tolerance, "margin": margin, **simulate_logins(people, tolerance, margin)},
+        "strangers": simulate_strangers(people, tolerance, margin),
         "target_far": target_far,
         "largest_tolerance": largest_tolerance(genuine, impostor, target_far) if len(impostor) else None,
         # With n impostor pairs a measured FAR of 0 only shows FAR < 1/n.

@@ -41,6 +41,13 @@ def test_simulation_counts_wrong_user():
     assert evaluate.simulate_logins(people, tolerance=0.45, margin=0.5)["wrong_user"] == 0
 
 
+def test_strangers_left_out_of_the_gallery():
+    a, b = np.zeros(128), np.full(128, 0.1)  # 1.13 apart
+    people = {"a": [a, a + 0.001], "b": [b], "c": [a + 0.02]}  # c is 0.23 from a: each passes as the other
+    assert evaluate.simulate_strangers(people, tolerance=0.45, margin=0.0) == {"probes": 4, "accepted": 3}
+    assert evaluate.simulate_strangers(people, tolerance=0.1, margin=0.0) == {"probes": 4, "accepted": 0}
+
+
 def test_evaluate_command_on_real_photos(runner, people_dir):
     result = runner.invoke(args=["faces", "evaluate", people_dir, "--json"])
     assert result.exit_code == 0, result.output
@@ -50,6 +57,7 @@ def test_evaluate_command_on_real_photos(runner, people_dir):
     assert report["genuine"]["max"] < 0.45 < report["impostor"]["min"]
     sim = report["simulation"]
     assert sim["correct"] == 9 and sim["wrong_user"] == 0
+    assert report["strangers"] == {"probes": 12, "accepted": 0}
     assert report["far_resolution"] == 1 / 48
 
 
@@ -57,7 +65,7 @@ def test_evaluate_text_report(runner, people_dir):
     result = runner.invoke(args=["faces", "evaluate", people_dir])
     assert result.exit_code == 0
     assert "EER 0.0000% at tolerance" in result.stdout and "(FAR 0.0000%, FRR 0.00% there)" in result.stdout
-    assert "1:N logins" in result.stdout
+    assert "1:N logins" in result.stdout and "0 of 12 photos let in" in result.stdout
     assert "only 48 impostor pairs" in result.stdout
 
 
