@@ -107,12 +107,17 @@ def format_summary(r):
     lines.append("tolerance    FAR        FRR")
     lines += [f"{x['tolerance']:<12} {x['far']:<10.4%} {x['frr']:.2%}" for x in r["rates"]]
     if r["eer"] is not None:
-        lines.append(f"EER {r['eer']:.2%} at tolerance {r['eer_tolerance']:.3f}")
+        at = r["eer_rates"]
+        lines.append(
+            f"EER {r['eer']:.4%} at tolerance {r['eer_tolerance']:.3f} (FAR {at['far']:.4%}, FRR {at['frr']:.2%} there)"
+        )
     sim = r["simulation"]
     lines.append(
         f"1:N logins at tolerance {sim['tolerance']}, margin {sim['margin']}: "
         f"{sim['correct']} correct, {sim['wrong_user']} wrong user, {sim['refused']} refused"
     )
+    st = r["strangers"]
+    lines.append(f"strangers (each person left out of the gallery): {st['accepted']} of {st['probes']} photos let in")
     if r["largest_tolerance"] is not None:
         lines.append(f"largest tolerance with FAR <= {r['target_far']:g}: {r['largest_tolerance']:.3f}")
         if r["far_resolution"] > r["target_far"]:

@@ -12,7 +12,17 @@ def test_error_rates_and_eer():
     assert evaluate.error_rates(genuine, impostor, 0.4) == (0.0, 1 / 3)
     assert evaluate.error_rates(genuine, impostor, 0.5) == (0.25, 0.0)
     eer, at = evaluate.equal_error_rate(genuine, impostor)
-    assert at == 0.45 and np.isclose(eer, (0.25 + 1 / 3) / 2)  # FAR 1/4, FRR 1/3 there
+    assert (eer, at) == (0.25, 0.5)  # FRR falls from 1/3 to 0 across FAR's 1/4: the curves cross at 1/4
+
+
+def test_eer_agrees_with_the_table():
+    # FAR 1/8, FRR 1/3 at 0.59, then FAR 1/4, FRR 0 at 0.6: the old average where they were closest
+    # said 22.9 % at 0.59, below the larger rate at every tolerance (the "EER 0.14 %" line).
+    genuine, impostor = np.array([0.2, 0.3, 0.6]), np.array([0.59, 0.6, 0.8, 0.85, 0.9, 1.0, 1.1, 1.2])
+    eer, at = evaluate.equal_error_rate(genuine, impostor)
+    assert (eer, at) == (0.25, 0.6)
+    assert max(evaluate.error_rates(genuine, impostor, at)) == eer
+    assert all(max(evaluate.error_rates(genuine, impostor, t)) >= eer for t in np.linspace(0, 1.5, 1501))
 
 
 def test_largest_tolerance_stays_under_target():
@@ -31,6 +41,13 @@ def test_simulation_counts_wrong_user():
     assert evaluate.simulate_logins(people, tolerance=0.45, margin=0.5)["wrong_user"] == 0
 
 
+def test_strangers_left_out_of_the_gallery():
+    a, b = np.zeros(128), np.full(128, 0.1)  # 1.13 apart
+    people = {"a": [a, a + 0.001], "b": [b], "c": [a + 0.02]}  # c is 0.23 from a: each passes as the other
+    assert evaluate.simulate_strangers(people, tolerance=0.45, margin=0.0) == {"probes": 4, "accepted": 3}
+    assert evaluate.simulate_strangers(people, tolerance=0.1, margin=0.0) == {"probes": 4, "accepted": 0}
+
+
 def test_evaluate_command_on_real_photos(runner, people_dir):
     result = runner.invoke(args=["faces", "evaluate", people_dir, "--json"])
     assert result.exit_code == 0, result.output
@@ -40,13 +57,15 @@ def test_evaluate_command_on_real_photos(runner, people_dir):
     assert report["genuine"]["max"] < 0.45 < report["impostor"]["min"]
     sim = report["simulation"]
     assert sim["correct"] == 9 and sim["wrong_user"] == 0
+    assert report["strangers"] == {"probes": 12, "accepted": 0}
     assert report["far_resolution"] == 1 / 48
 
 
 def test_evaluate_text_report(runner, people_dir):
     result = runner.invoke(args=["faces", "evaluate", people_dir])
     assert result.exit_code == 0
-    assert "EER" in result.stdout and "1:N logins" in result.stdout
+    assert "EER 0.0000% at tolerance" in result.stdout and "(FAR 0.0000%, FRR 0.00% there)" in result.stdout
+    assert "1:N logins" in result.stdout and "0 of 12 photos let in" in result.stdout
     assert "only 48 impostor pairs" in result.stdout
 
 
