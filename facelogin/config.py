@@ -31,7 +31,7 @@ def defaults(app):
         CAMERA_MODE="server",  # or "browser": the kiosk browser takes the pictures
         CAMERA_FRAMES=10,
         CAMERA_TIMEOUT=5.0,
-        FACE_TOLERANCE=0.45,
+        FACE_TOLERANCE=0.55,
         FACE_MARGIN=0.08,
         FACE_CONSENSUS=2,
         # The 1:N guard (services/health.py): above this estimated chance that a stranger matches

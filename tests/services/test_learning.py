@@ -124,6 +124,7 @@ def test_a_drifting_face_cannot_walk_the_templates_away_from_the_enrolment(app, 
 
 def test_a_probe_only_a_learned_template_matches_logs_in_until_it_is_removed(app, grace, faces_of, kiosk):
     encodings, clips = faces_of
+    app.config["FACE_TOLERANCE"] = 0.45  # so that the enrolment alone refuses the probe
     kiosk.look(clips[7])  # 0.50 from the enrolment, 0.29 from the sigma 4.5 capture
     assert kiosk.face_login().status_code == 401
     with app.app_context():
@@ -208,7 +209,7 @@ def test_wrong_learning_settings_are_refused(make_app, config, message):
     [
         ({}, (0.35, 0.15)),
         ({"FACE_TOLERANCE": 0.3}, (0.22, 0.15)),  # a tightened login tightens learning too
-        ({"LEARN_MAX_DISTANCE": 0.45, "LEARN_MIN_MARGIN": 0.01}, (0.37, 0.08)),  # never looser than the login
+        ({"FACE_TOLERANCE": 0.45, "LEARN_MAX_DISTANCE": 0.45, "LEARN_MIN_MARGIN": 0.01}, (0.37, 0.08)),  # never looser than the login
     ],
 )
 def test_learning_bars_stay_a_margin_inside_the_login(make_app, config, bars):

@@ -161,11 +161,11 @@ def test_recognition_health_panel_draws_the_histogram(app, admin):
     assert "Recognition health" in page and "No look-alike pairs." in page
     svg = page[page.index("<svg") : page.index("</svg>") + 6]
     assert 'role="img"' in svg and "<desc" in svg and "1 recent genuine logins" in svg
-    assert "1 impostor pairs between 2 users" in svg and "tolerance 0.450" in svg
+    assert "1 impostor pairs between 2 users" in svg and f"tolerance {app.config['FACE_TOLERANCE']:.3f}" in svg
     # Drawn with attributes only: the CSP (no inline styles or scripts) lets it show.
     assert "style=" not in svg and "<script" not in svg
     assert "'unsafe-inline'" not in response.headers["Content-Security-Policy"]
-    assert "rule of three" in page and "tolerance 0.450" in page
+    assert "rule of three" in page and f"tolerance {app.config['FACE_TOLERANCE']:.3f}" in page
 
 
 def test_learned_templates_are_shown_and_removed_after_confirmation(app, admin, kiosk, blink_media):
