@@ -209,7 +209,8 @@ def test_wrong_learning_settings_are_refused(make_app, config, message):
     [
         ({}, (0.35, 0.15)),
         ({"FACE_TOLERANCE": 0.3}, (0.22, 0.15)),  # a tightened login tightens learning too
-        ({"FACE_TOLERANCE": 0.45, "LEARN_MAX_DISTANCE": 0.45, "LEARN_MIN_MARGIN": 0.01}, (0.37, 0.08)),  # never looser than the login
+        # never looser than the login:
+        ({"FACE_TOLERANCE": 0.45, "LEARN_MAX_DISTANCE": 0.45, "LEARN_MIN_MARGIN": 0.01}, (0.37, 0.08)),
     ],
 )
 def test_learning_bars_stay_a_margin_inside_the_login(make_app, config, bars):
