@@ -21,7 +21,7 @@ from facelogin.engine import faces, limits, liveness
 from facelogin.engine.camera import CameraError, kiosk_frames
 from facelogin.services import health, learning, storage, throttle
 from facelogin.services.gallery import get_gallery
-from facelogin.services.sessions import verify_password
+from facelogin.services.sessions import check_password, hashing, verify_password
 from models import LoginAttempt, LoginChallenge, User, as_utc, db, utcnow
 
 FACE_MODES = LOGIN_MODES  # every login mode but the password fallback uses the face
@@ -348,6 +348,7 @@ def face_attempt(mode, username, password, address, posted=(), nonce=None):
         log_attempt(mode, "error", f"camera {e.reason}", address, claimed=claimed, challenge=challenge)
         return Outcome(None, str(e), e.status)
     except limits.Busy:
+        throttle.release(f"face:{address}")  # the server was busy, not the person wrong
         log_attempt(mode, "error", "busy", address, claimed=claimed, challenge=challenge)
         return Outcome(None, BUSY, 503)
     matched = db.session.get(User, decision.label) if decision.label is not None else None
@@ -381,20 +382,28 @@ def password_attempt(username, password, address):
         # Many addresses together: a guessing run spread over a botnet, or a flood of hashes.
         log_attempt("password", "limited", "site rate limit", address)
         return _wait(wait, "password logins on this site")
+    try:
+        with hashing():  # before the account's claim: a busy server must not count against the person
+            outcome = _check_password(username, password, address)
+    except limits.Busy:
+        log_attempt("password", "error", "busy", address)
+        outcome = Outcome(None, BUSY, 503)
+    if outcome.user is not None or outcome.status == 503:
+        # A success, or a server too busy to check: neither is a failure of this address.
+        throttle.release(f"password:{address}")
+        throttle.release("password:*")
+    return outcome
+
+
+def _check_password(username, password, address):
+    """Claim the account, then check the password (with a hashing slot held)."""
     user = User.by_username(username)
     if user is not None and (wait := claim_account(user, "password")):
         log_attempt("password", "locked", "account locked", address, claimed=user)
         return _wait(wait)
-    try:
-        password_ok = verify_password(user, password)
-    except limits.Busy:
-        log_attempt("password", "error", "busy", address, claimed=user)
-        return Outcome(None, BUSY, 503)
-    if not password_ok:
+    if not check_password(user, password):
         log_attempt("password", "failure", "wrong password", address, claimed=user)
         return Outcome(None, WRONG_PASSWORD, 401)
     record_success(user, "password")
-    throttle.release(f"password:{address}")
-    throttle.release("password:*")
     log_attempt("password", "success", "password", address, claimed=user, matched=user)
     return Outcome(user)

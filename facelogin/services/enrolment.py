@@ -214,6 +214,8 @@ def register_user(username, password, photo, address=None, mode="register"):
             throttle.release(limit)  # refusals count, not the people who registered
         return user
     except limits.Busy as e:
+        if limit:
+            throttle.release(limit)  # the server was busy: not a refusal of this person
         raise EnrollError(attempts.BUSY, 503) from e
     except FaceConflict as e:
         record_conflict(e, mode, username, address)

@@ -51,7 +51,7 @@ def load_secret_key(app):
         app.config["SECRET_KEY"] = f.read().strip()
 
 
-def _hashing():
+def hashing():
     """Hold one of the process's hashing slots, or raise limits.Busy after PASSWORD_HASH_WAIT seconds."""
     # Each scrypt hash takes 128 MiB and a core for a while: without a cap, 16 clients forced
     # 63 parallel hashes (+1 GiB) and a real login waited 5 s.
@@ -61,7 +61,7 @@ def _hashing():
 
 def hash_password(password):
     """Hash a password with the configured method (scrypt N=2^17 by default); limits.Busy if all slots stay taken."""
-    with _hashing():
+    with hashing():
         return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
 
@@ -79,11 +79,16 @@ def _dummy_hash(method):
         return _dummy_hashes[method]
 
 
+def check_password(user, password):
+    """Check `password` for `user` (which may be None) in about the same time either way; hold hashing() first."""
+    stored = user.password_hash if user else _dummy_hash(current_app.config["PASSWORD_HASH_METHOD"])
+    return check_password_hash(stored, password) and user is not None
+
+
 def verify_password(user, password):
-    """Check `password` for `user` (which may be None) in about the same time either way."""
-    with _hashing():
-        stored = user.password_hash if user else _dummy_hash(current_app.config["PASSWORD_HASH_METHOD"])
-        return check_password_hash(stored, password) and user is not None
+    """Check `password` for `user` (which may be None) holding a hashing slot; limits.Busy if none comes free."""
+    with hashing():
+        return check_password(user, password)
 
 
 def login_user(user):

@@ -237,7 +237,7 @@ def test_a_password_login_waits_for_a_hashing_slot_then_says_busy(app, kiosk, gr
 
     from facelogin.engine import limits
 
-    app.config["PASSWORD_HASH_WAIT"] = 0.05
+    app.config.update(PASSWORD_HASH_WAIT=0.05, PASSWORD_RATE_LIMIT=1)  # a busy answer must not spend it
     with ExitStack() as held:
         for _ in range(app.config["PASSWORD_HASH_CONCURRENCY"]):  # every slot taken, as by parallel hashes
             held.enter_context(limits.Slots(app.config["PASSWORD_HASH_CONCURRENCY"], 0, "password hashes").hold())

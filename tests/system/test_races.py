@@ -63,8 +63,10 @@ def test_parallel_attempts_get_at_most_the_limit_checked(tmp_path, database):
         LOGIN_MODE="username+face",
         FACE_RATE_LIMIT=10,
         CAMERA_FRAMES=2,
-        # Every attempt reaches its claim at once (the picture slots would otherwise turn most away first).
+        # Every attempt reaches its claim at once (the picture and hashing slots would otherwise turn
+        # most away as "busy" first).
         MAX_CONCURRENT_DECODES=40,
+        PASSWORD_HASH_CONCURRENCY=40,
     )
     env["FLASK_CAMERA_SOURCE"] = blank
     process, port = load.start_server(env, threads=8)
