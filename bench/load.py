@@ -78,6 +78,21 @@ class Client:
         self.conn.close()
 
 
+def home_seconds(port):
+    """Return how long GET / took to answer 200 (infinity if it did not within 1 s)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    started = time.perf_counter()
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+        return time.perf_counter() - started if response.status == 200 else float("inf")
+    except TimeoutError:
+        return float("inf")
+    finally:
+        conn.close()
+
+
 def multipart(form, files):
     """Return (body, content type) of a multipart/form-data request."""
     boundary = uuid.uuid4().hex

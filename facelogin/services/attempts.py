@@ -182,8 +182,14 @@ def record_failure(user, path):
 
 def record_success(user, path):
     """Reset `user`'s failure count and lock on `path`."""
-    setattr(user, f"{path}_failures", 0)
-    setattr(user, f"{path}_locked_until", None)
+    # A statement, not an attribute change: the ORM skips an UPDATE when the value it last read is
+    # already 0, while a parallel attempt may have claimed since; the count then crept up to a lock.
+    db.session.execute(
+        db.update(User)
+        .where(User.id == user.id)
+        .values({f"{path}_failures": 0, f"{path}_locked_until": None})
+        .execution_options(synchronize_session=False)
+    )
 
 
 def claim_address(path, address):

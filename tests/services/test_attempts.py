@@ -244,3 +244,22 @@ def test_a_password_login_waits_for_a_hashing_slot_then_says_busy(app, kiosk, gr
         busy = kiosk.password_login("grace", "correct horse")
     assert busy.status_code == 503 and b"busy" in busy.data
     assert kiosk.password_login("grace", "correct horse").headers["Location"] == "/protected"
+
+
+def test_a_success_resets_the_count_a_parallel_claim_raised_after_it_was_read(app, grace):
+    import threading
+
+    from facelogin.services.attempts import claim_account, record_success
+
+    def claim_elsewhere():
+        with app.app_context():  # another request, with its own database session
+            assert claim_account(User.by_username("grace"), "password") == 0
+
+    with app.app_context():
+        user = User.by_username("grace")  # read with 0 failures
+        thread = threading.Thread(target=claim_elsewhere)
+        thread.start()
+        thread.join()
+        record_success(user, "password")
+        db.session.commit()
+    assert _user(app).password_failures == 0

@@ -1,10 +1,8 @@
 """Production serving: serve.py (waitress) in a subprocess answers a short loopback load test and keeps its limits."""
 
-import http.client
 import signal
 import socket
 import sqlite3
-import time
 
 import pytest
 
@@ -27,21 +25,6 @@ def resident_mib(pid):
     """Return the resident memory of process `pid` in MiB."""
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
-
-
-def home_seconds(port):
-    """Return how long GET / took to answer 200 (infinity if it did not within 1 s)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    started = time.perf_counter()
-    try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        response.read()
-        return time.perf_counter() - started if response.status == 200 else float("inf")
-    except TimeoutError:
-        return float("inf")
-    finally:
-        conn.close()
 
 
 def post_headers(port, length):
@@ -74,14 +57,14 @@ def test_unfinished_headers_neither_block_the_server_nor_stay_open(served):
     slow = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(150)]
     for s in slow:
         s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line that ends them
-    assert home_seconds(port) < 1.0
+    assert load.home_seconds(port) < 1.0
     for s in slow:  # closed once idle for SERVE_CHANNEL_TIMEOUT (1 s here), checked every second
         try:
             assert s.recv(1) == b""
         except ConnectionResetError:
             pass
         s.close()
-    assert home_seconds(port) < 1.0
+    assert load.home_seconds(port) < 1.0
 
 
 def test_waitress_serves_pages_and_both_logins(tmp_path):

@@ -61,21 +61,6 @@ def ends_within(view, seconds):
     return False
 
 
-def home_seconds(port):
-    """Return how long GET / took to answer 200 (infinity if it did not within 1 s)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    started = time.perf_counter()
-    try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        response.read()
-        return time.perf_counter() - started if response.status == 200 else float("inf")
-    except TimeoutError:
-        return float("inf")
-    finally:
-        conn.close()
-
-
 def test_eight_streams_get_two_views_and_the_server_keeps_answering(site, serve):
     port = serve(STREAM_SECONDS=3)
     kiosk = f"kiosk_device={site['KIOSK_DEVICE']}"
@@ -88,10 +73,10 @@ def test_eight_streams_get_two_views_and_the_server_keeps_answering(site, serve)
     assert all(r.getheader("Content-Type").startswith("multipart/x-mixed-replace") for r in views)
     assert all(b"2 live camera views are open already" in r.read() for r in responses if r.status == 503)
     for _ in range(10):  # GET / answers while both views send frames
-        assert home_seconds(port) < 1.0
+        assert load.home_seconds(port) < 1.0
         assert all(r.read1(65536) for r in views)
     assert all(ends_within(view, 10) for view in views)  # STREAM_SECONDS=3
-    assert home_seconds(port) < 1.0
+    assert load.home_seconds(port) < 1.0
     assert open_stream(port, kiosk).status == 200  # their slots were given back
 
 
