@@ -239,12 +239,14 @@ def create_admin_command(username):
 @users_cli.command("list")
 def list_command():
     """List the accounts: id, name, role, templates, created, last login, lock state."""
-    click.echo(f"{'id':>4}  {'username':<20} {'role':<6} {'faces':>5}  {'created':<16}  {'last login':<16}  state")
-    for row in accounts.account_rows():
+    rows = accounts.account_rows()
+    width = max([len("username"), *(len(row.user.username) for row in rows)])  # long names stay aligned
+    click.echo(f"{'id':>4}  {'username':<{width}} {'role':<6} {'faces':>5}  {'created':<16}  {'last login':<16}  state")
+    for row in rows:
         user = row.user
         state = "unreadable face data" if row.unreadable else "locked" if row.locked else "ok"
         click.echo(
-            f"{user.id:>4}  {user.username:<20} {'admin' if user.is_admin else 'user':<6} "
+            f"{user.id:>4}  {user.username:<{width}} {'admin' if user.is_admin else 'user':<6} "
             f"{row.template_count:>5}  {_when(user.created_at):<16}  "
             f"{_when(user.last_login_at):<16}  {state}"
         )

@@ -56,6 +56,14 @@ def test_list_shows_every_account(runner, kiosk, photos):
     assert lines[1].split()[-1] == "ok"
 
 
+def test_list_aligns_long_names(runner, kiosk, photos):
+    kiosk.register("grace", photos["grace"])
+    kiosk.register("a-rather-long-username-indeed", photos["luis"])
+    lines = runner.invoke(args=["users", "list"]).output.splitlines()
+    starts = {line.index(" user ") if " user " in line else line.index(" role ") for line in lines}
+    assert len(starts) == 1, lines  # the role column starts at one place on every line
+
+
 def test_delete_removes_row_templates_and_photo(app, runner, kiosk, photos, stored_files, user_count):
     kiosk.register("grace", photos["grace"])
     kiosk.register("luis", photos["luis"])

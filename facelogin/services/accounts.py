@@ -78,6 +78,32 @@ def account_rows():
     return [Row(u) for u in db.session.execute(db.select(User).order_by(User.id)).scalars()]
 
 
+# The audit log's reasons (services/attempts.py, engine/faces.py, engine/liveness.py) in staff's words.
+PLAIN_REASONS = {
+    "not_recognised": "face not recognised",
+    "no_face": "no face seen",
+    "dark": "too dark",
+    "too_small": "face too far away",
+    "many_faces": "more than one face",
+    "no_blink": "no blink seen",
+    "no_movement": "head movement not made",
+    "wrong_way": "head moved the wrong way",
+    "not_frontal": "did not start facing the camera",
+    "jump": "the face jumped between frames",
+    "flat": "looked flat (a photo or a screen?)",
+    "match": "recognised",
+}
+
+
+def plain_reason(reason):
+    """Return an attempt's reason as staff read it ("not_recognised" -> "face not recognised")."""
+    if not reason:
+        return ""
+    if reason.startswith("camera "):
+        return "camera: " + reason.removeprefix("camera ").replace("_", " ")
+    return PLAIN_REASONS.get(reason, reason.replace("_", " "))
+
+
 def recent_attempts(limit=20):
     """Return the newest login attempts with the usernames they involve."""
     rows = db.session.execute(

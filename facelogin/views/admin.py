@@ -62,13 +62,16 @@ FORGET_LEARNED = Action(
 )
 
 
+DELETE_SELF = "You cannot delete your own account while logged in with it - ask another administrator"
+
+
 def admin_required(view):
     """Send anonymous visitors to the login page and refuse users who are not admins."""
 
     @functools.wraps(view)
     def wrapped(**kwargs):
         if g.user is None:
-            return redirect(url_for("login.login"))
+            return redirect(url_for("login.login", next=request.path))  # back here after logging in
         if not g.user.is_admin:
             abort(403, "This page is for administrators only")
         return view(**kwargs)
@@ -88,6 +91,7 @@ def index():
         conflicts=accounts.face_conflicts(),
         attempts=accounts.recent_attempts(),
         recognition=recognition,
+        plain=accounts.plain_reason,
         # Drawn by engine/plot.py from numbers only; every text in it is escaped there.
         histogram=Markup(health.histogram(recognition)),
         form=ActionForm(),
@@ -109,11 +113,11 @@ def confirm(user_id, action):
     if action not in ACTIONS or user is None:
         abort(404, "There is no such account or action")
     spec, form, name = ACTIONS[action], ActionForm(), user.username
+    if action == "delete" and user.id == g.user.id:
+        # Not even offered: the confirmation page would ask for something that cannot be done.
+        return render_template("error.html", error=DELETE_SELF), 409
     if not form.validate_on_submit():
         return render_template("admin/confirm.html", user=user, action=action, spec=spec, form=form)
-    if action == "delete" and user.id == g.user.id:
-        error = "You cannot delete your own account while logged in with it"
-        return render_template("admin/confirm.html", user=user, action=action, spec=spec, form=form, error=error), 409
     spec.run(user)
     flash(spec.done.format(name=name))
     return redirect(url_for("admin.index"))

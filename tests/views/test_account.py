@@ -37,6 +37,17 @@ def test_the_form_names_the_photo_formats_it_takes(grace_in):
     assert b'accept="image/jpeg,image/png,image/webp"' in page and b"A JPEG, PNG or WebP photo" in page
 
 
+def test_the_file_input_and_its_button_are_announced_differently(grace_in):
+    import re
+
+    page = grace_in.client.get("/protected").get_data(as_text=True)
+    form = page[page.index('enctype="multipart/form-data"') :]
+    form = form[: form.index("</form>")]
+    (label,) = re.findall(r'<label for="photo">(.*?)</label>', form)
+    (button,) = re.findall(r"<button[^>]*>(.*?)</button>", form)
+    assert label != button, form  # a screen reader said "Add another photo" for both
+
+
 def test_photo_of_someone_else_is_refused(app, grace_in, photos):
     response = _add(grace_in, photos["luis"])
     assert response.status_code == 400 and b"does not look like your other photos" in response.data

@@ -23,7 +23,7 @@ def _user(app, name):
 
 
 def test_anonymous_go_to_login_and_users_are_refused(client, kiosk, photos):
-    assert client.get("/admin").headers["Location"] == "/login"
+    assert client.get("/admin").headers["Location"] == "/login?next=/admin"
     kiosk.register("grace", photos["grace"])
     kiosk.password_login("grace", "correct horse")
     for response in (
@@ -54,7 +54,7 @@ def test_admin_page_lists_users_with_photos_and_attempts(app, admin):
     page = admin.get("/admin").get_data(as_text=True)
     assert 'src="/admin/users/1/photo"' in page and 'src="/admin/users/2/photo"' in page
     assert "boss" in page and "no photo" in page and "(face login off)" in page
-    assert "not_recognised" in page and "0.610" in page
+    assert "face not recognised" in page and "not_recognised" not in page and "0.610" in page
     photo = admin.get("/admin/users/1/photo")
     assert photo.status_code == 200 and photo.mimetype == "image/jpeg"
 
@@ -72,6 +72,25 @@ def test_delete_asks_first_then_removes_everything(app, admin, stored_files, use
 def test_admin_cannot_delete_own_account(app, admin):
     response = admin.post("/admin/users/3/delete")
     assert response.status_code == 409 and _user(app, "boss") is not None
+    offered = admin.get("/admin/users/3/delete")  # not even a confirmation page for it
+    assert offered.status_code == 409 and b"cannot delete your own account" in offered.data
+    assert b'action="/admin/users/3/delete"' not in offered.data
+    assert b'href="/admin/users/3/delete"' not in admin.get("/admin").data
+
+
+def test_an_anonymous_visit_to_admin_comes_back_after_login(app, runner, kiosk):
+    runner.invoke(args=["users", "create-admin", "boss"], input="s3cret pass\ns3cret pass\n")
+    assert kiosk.client.get("/admin").headers["Location"] == "/login?next=/admin"
+    login = kiosk.client.post("/login/password?next=/admin", data={"username": "boss", "password": "s3cret pass"})
+    assert login.headers["Location"] == "/admin"
+
+
+def test_the_attempt_log_speaks_plain_words(app, admin, kiosk, media):
+    kiosk.look(media["empty_video"])
+    assert kiosk.face_login().status_code == 401
+    page = admin.get("/admin").get_data(as_text=True)
+    log = page[page.index('id="attempts"') :]
+    assert "no face seen" in log and "no_face" not in log
 
 
 def test_reset_face_turns_face_login_off_until_a_new_photo(app, admin, kiosk, stored_files):
