@@ -22,7 +22,7 @@ clock = utcnow
 
 def claim(key, limit, window):
     """Take one of `limit` slots of `key` per `window` seconds; return 0, or the seconds to wait."""
-    for _ in range(3):
+    for _ in range(10):  # a retry only follows a parallel change that left room
         now = clock()
         expired = RateLimit.window_start <= now - timedelta(seconds=window)
         taken = db.session.execute(
@@ -37,9 +37,12 @@ def claim(key, limit, window):
         db.session.commit()
         if taken:
             return 0
-        start = db.session.scalar(db.select(RateLimit.window_start).where(RateLimit.key == key))
-        if start is not None:
-            return max(1, math.ceil((as_utc(start) + timedelta(seconds=window) - now).total_seconds()))
+        row = db.session.execute(db.select(RateLimit.count, RateLimit.window_start).where(RateLimit.key == key)).first()
+        if row is not None:
+            ends = as_utc(row.window_start) + timedelta(seconds=window)
+            if row.count < limit or ends <= now:
+                continue  # made (or emptied) by a parallel request since our UPDATE: claim in it
+            return max(1, math.ceil((ends - now).total_seconds()))
         try:
             db.session.add(RateLimit(key=key, count=1, window_start=now))
             db.session.commit()

@@ -43,3 +43,21 @@ def test_parallel_claims_never_pass_the_limit(app, clock):
     for t in threads:
         t.join()
     assert sorted(results)[:5] == [0] * 5 and all(r > 0 for r in sorted(results)[5:])
+
+
+def test_parallel_first_claims_of_a_new_key_are_all_granted_under_the_limit(app, clock):
+    # Racing to create the key's row, the losers used to read the new row and answer "limited".
+    for round_ in range(5):
+        results, start = [], threading.Barrier(8)
+
+        def claim(key=f"password:10.0.1.{round_}"):
+            with app.app_context():
+                start.wait()
+                results.append(throttle.claim(key, 100, 60))
+
+        threads = [threading.Thread(target=claim) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [0] * 8, results
