@@ -17,6 +17,17 @@ def register_kiosk(app, client, name=None):
     return name
 
 
+def open_kiosk(app):
+    """Create `app`'s tables and return a Kiosk whose browser is registered: a kiosk on its first day."""
+    from models import db
+
+    with app.app_context():
+        db.create_all()
+    client = app.test_client()
+    register_kiosk(app, client)
+    return Kiosk(app, client)
+
+
 def force_challenge(app, client, direction):
     """Make `client`'s next login page ask for `direction`, as if the server had drawn it."""
     from models import LoginChallenge, db

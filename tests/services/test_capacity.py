@@ -6,10 +6,9 @@ import threading
 import time
 
 import pytest
-from driver import Kiosk, register_kiosk
+from driver import open_kiosk
 
 from facelogin.engine import limits
-from models import db
 
 SLOTS = 3  # a setting of its own, so that taking its slots here blocks no other test
 
@@ -40,11 +39,8 @@ def _wait_for_a_slot():
 
 def test_picture_posts_hear_busy_and_the_rest_of_the_site_answers(make_app, photos, stored_files):
     app = make_app(MAX_CONCURRENT_DECODES=SLOTS, CAMERA_MODE="browser")
-    with app.app_context():
-        db.create_all()
-    client = app.test_client()
-    register_kiosk(app, client)
-    kiosk = Kiosk(app, client)
+    kiosk = open_kiosk(app)
+    client = kiosk.client
     assert kiosk.register("grace", photos["grace"]).status_code == 302
     assert kiosk.password_login("grace", "correct horse").status_code == 302
     before = stored_files()

@@ -5,7 +5,7 @@ import io
 
 import cv2
 import pytest
-from driver import Kiosk, force_challenge, page_challenge, register_kiosk
+from driver import Kiosk, force_challenge, open_kiosk, page_challenge
 
 from facelogin.config import defaults
 from facelogin.services import accounts
@@ -30,12 +30,7 @@ def clips(photos, tmp_path_factory):
 @pytest.fixture
 def live(make_app, photos):
     """A kiosk with the shipped liveness default, Grace enrolled, in a registered kiosk browser."""
-    app = make_app(LIVENESS=None)
-    with app.app_context():
-        db.create_all()
-    client = app.test_client()
-    register_kiosk(app, client)
-    kiosk = Kiosk(app, client)
+    kiosk = open_kiosk(make_app(LIVENESS=None))
     assert kiosk.register("grace", photos["grace"]).status_code == 302
     return kiosk
 
