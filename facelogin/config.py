@@ -102,6 +102,8 @@ def defaults(app):
         SERVE_CONNECTION_LIMIT=1000,  # serve.py: open connections at once, so that slow ones cannot fill it
         PASSWORD_HASH_METHOD="scrypt:131072:8:1",
         KIOSK_IDLE_SECONDS=120,
+        # The login page starts a face login by itself once one face holds still in the guide oval.
+        KIOSK_HANDS_FREE=True,
         SESSION_MAX_HOURS=12,  # a session ends this long after its login, however active
         KIOSK_ENROL_MINUTES=15,  # how long a `flask kiosks add` link stays valid
         SESSION_COOKIE_HTTPONLY=True,
@@ -151,9 +153,10 @@ def _one_of(app, key, allowed):
 
 
 def _check_learning(cfg):
-    """Refuse learning settings of the wrong type or size."""
-    if not isinstance(cfg["LEARN_TEMPLATES"], bool):
-        raise ValueError(f"LEARN_TEMPLATES must be true or false, not {cfg['LEARN_TEMPLATES']!r}")
+    """Refuse switches that are not true or false, and more learning slots than a user can hold."""
+    for key in ("LEARN_TEMPLATES", "KIOSK_HANDS_FREE"):
+        if not isinstance(cfg[key], bool):
+            raise ValueError(f"{key} must be true or false, not {cfg[key]!r}")
     if cfg["LEARN_SLOTS"] > templates.MAX_STORED_TEMPLATES:
         raise ValueError(f"LEARN_SLOTS must be at most {templates.MAX_STORED_TEMPLATES}")
 

@@ -62,9 +62,14 @@
     return alert ? alert.textContent.trim() : "Something went wrong (" + response.status + ") - try again";
   }
 
+  // The form's status line: in the form, or over the camera view (stage.js keeps it).
+  function statusOf(form) {
+    return form.querySelector("[data-status]") || document.querySelector("[data-stage] [data-status]");
+  }
+
   function setBusy(form, busy, text) {
     const button = form.querySelector("button[type=submit]");
-    const status = form.querySelector("[data-status]");
+    const status = statusOf(form);
     if (!button.dataset.label) button.dataset.label = button.textContent;
     form.classList.toggle("looking", busy);
     form.setAttribute("aria-busy", busy ? "true" : "false");
@@ -74,10 +79,11 @@
   }
 
   function showError(form, message) {
-    const status = form.querySelector("[data-status]");
+    const status = statusOf(form);
     setBusy(form, false, message);
     status.classList.add("error");
     status.setAttribute("role", "alert");
+    form.dispatchEvent(new CustomEvent("kiosk:refused"));  // stage.js waits before trying again
   }
 
   // Post the form with camera frames attached; follow a redirect, else show the refusal.
@@ -102,7 +108,9 @@
         event.preventDefault();  // one burst at a time
         return;
       }
-      form.querySelector("[data-status]").classList.remove("error");
+      const status = statusOf(form);
+      status.classList.remove("error");
+      status.setAttribute("role", "status");
       setBusy(form, true, form.dataset.busy || busyText);
       if (!browserMode) return;  // the plain POST goes on; the page shows "looking" until it answers
       event.preventDefault();

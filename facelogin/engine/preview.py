@@ -1,11 +1,15 @@
-"""The kiosk camera's live preview: frames with the face box and a hint, as an MJPEG stream.
+"""The kiosk camera's live preview: mirrored frames as an MJPEG stream, and a look at one frame
+(the hint and the face boxes) that the page draws over the preview and that starts a hands-free login.
 
-Nothing here knows Flask; views/camera.py serves the stream.
+The stream itself stays plain: the page draws the guide oval, the face box and one status line
+over it, so what the preview says and what the login answered never disagree.
+Nothing here knows Flask; views/camera.py serves both.
 """
 
 import math
 import threading
 import time
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -13,7 +17,7 @@ import numpy as np
 from facelogin.engine import faces
 from facelogin.engine.camera import CameraError
 
-FPS = 8
+FPS = 12  # a plain picture: no face detection per frame any more
 ENDED = "Live view paused - reload the page"
 
 
@@ -48,18 +52,34 @@ HINTS = {
 }
 
 
-def annotate(frame, detect_width, min_face_height):
-    """Return the BGR frame as RGB with the face boxes and the hint drawn on it, and the hint."""
+class Look(NamedTuple):
+    """What the kiosk camera sees in one frame: the login's problem with it (None: a login can go on),
+    the hint for the person, and every face box as (left, top, width, height) fractions of the frame."""
+
+    problem: str | None
+    hint: str
+    faces: list
+
+    def as_dict(self):
+        """Return the look as JSON-ready values."""
+        return {"problem": self.problem, "hint": self.hint, "faces": [list(face) for face in self.faces]}
+
+
+def look(frame, detect_width, min_face_height):
+    """Return what the login's own check (faces.check_faces, as decide_burst calls it) sees in a BGR frame."""
     rgb = faces.frame_to_rgb(frame)
-    # The login's own check (faces.check_faces, as decide_burst calls it): "Ready" means a login can go on.
     check, boxes = faces.check_faces(rgb, min_face_height, detect_width, quick=True)
-    said = HINTS[check.problem]
-    colour = (40, 200, 90) if said == "Ready" else (255, 190, 0)
-    scale = rgb.shape[1] / 640
-    for top, right, bottom, left in boxes:
-        cv2.rectangle(rgb, (left, top), (right, bottom), colour, max(2, round(4 * scale)))
-    _caption(rgb, said, colour)
-    return rgb, said
+    h, w = rgb.shape[:2]
+    fractions = [
+        (round(left / w, 4), round(top / h, 4), round((right - left) / w, 4), round((bottom - top) / h, 4))
+        for top, right, bottom, left in boxes
+    ]
+    return Look(check.problem, HINTS[check.problem], fractions)
+
+
+def mirrored(frame):
+    """Return the BGR frame as RGB, mirrored: people expect to see themselves as in a mirror."""
+    return np.ascontiguousarray(faces.frame_to_rgb(frame)[:, ::-1])
 
 
 def _caption(rgb, text, colour):
@@ -93,8 +113,8 @@ def _part(rgb):
     return b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
 
 
-def mjpeg_parts(camera, timeout, detect_width, min_face_height, fps=FPS, seconds=math.inf, allowed=lambda: True):
-    """Yield multipart JPEG parts of annotated camera frames, at most `fps` a second.
+def mjpeg_parts(camera, timeout, fps=FPS, seconds=math.inf, allowed=lambda: True):
+    """Yield multipart JPEG parts of mirrored camera frames, at most `fps` a second.
 
     The stream ends after `seconds` (with a last picture saying so), and as soon as `allowed()`,
     asked before every frame, is false: nobody keeps watching after losing the right to.
@@ -111,7 +131,7 @@ def mjpeg_parts(camera, timeout, detect_width, min_face_height, fps=FPS, seconds
             # One frame per burst: the lock is free between frames, so a login can start any time.
             with camera.burst(1, timeout) as frames:
                 frame = next(frames, None)
-            rgb = notice("No picture") if frame is None else annotate(frame, detect_width, min_face_height)[0]
+            rgb = notice("No picture") if frame is None else mirrored(frame)
         except CameraError as e:
             rgb = notice("Camera busy" if e.reason == "busy" else "Camera unavailable")
         yield _part(rgb)

@@ -1,10 +1,12 @@
-"""The kiosk camera's live preview (MJPEG with the face box and a hint), for a registered kiosk or an admin."""
+"""The kiosk camera for a registered kiosk or an admin: the live preview (MJPEG) and a look at what it sees (JSON)."""
 
 from flask import Blueprint, Response, abort, current_app
 
 from facelogin.engine import preview
-from facelogin.engine.camera import get_camera
-from facelogin.services.sessions import camera_permit
+from facelogin.engine.camera import CameraError, get_camera
+from facelogin.forms import posted_pictures
+from facelogin.services import looking
+from facelogin.services.sessions import camera_permit, may_watch_camera
 
 bp = Blueprint("camera", __name__, url_prefix="/camera")
 NOT_ALLOWED = "The camera view is shown only on a registered kiosk and to administrators"
@@ -21,7 +23,7 @@ def count_streams(state):
 
 @bp.get("/stream")
 def stream():
-    """Stream the kiosk camera as MJPEG with the face box and a hint, for at most STREAM_SECONDS."""
+    """Stream the kiosk camera as mirrored MJPEG, for at most STREAM_SECONDS."""
     still_allowed = camera_permit()
     if still_allowed is None:
         abort(403, NOT_ALLOWED)
@@ -31,8 +33,6 @@ def stream():
     parts = preview.mjpeg_parts(
         get_camera(cfg["CAMERA_SOURCE"]),
         cfg["CAMERA_TIMEOUT"],
-        cfg["DETECT_WIDTH"],
-        cfg["MIN_FACE_HEIGHT"],
         seconds=cfg["STREAM_SECONDS"],
         allowed=still_allowed,
     )
@@ -43,4 +43,18 @@ def stream():
     # The server closes the response when the stream ends or the browser goes away (even before
     # the first frame, when a generator's own `finally` would never run).
     response.call_on_close(give_back)
+    return response
+
+
+@bp.route("/look", methods=("GET", "POST"))
+def look():
+    """Say what the kiosk camera sees now as JSON: the hint and the face boxes (a POST brings the browser's frame)."""
+    if not may_watch_camera():
+        abort(403, NOT_ALLOWED)
+    try:
+        seen = looking.look(posted_pictures())
+    except CameraError as e:
+        return {"problem": e.reason, "hint": str(e), "faces": []}, e.status
+    response = current_app.json.response(seen.as_dict())
+    response.headers["Cache-Control"] = "no-store"
     return response

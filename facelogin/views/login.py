@@ -11,6 +11,7 @@ from facelogin.services.sessions import (
     current_device,
     login_user,
     logout_user,
+    may_watch_camera,
     safe_next,
 )
 
@@ -37,6 +38,8 @@ def _login_page(error=None, status=200, password_open=False):
         challenge=challenge,
         movement=attempts.MOVEMENTS.get(challenge),
         kiosk_ok=current_device() is not None,
+        show_camera=current_app.config["CAMERA_MODE"] == "browser" or may_watch_camera(),
+        face_refused=error is not None and status != 403 and not password_open,
         password_open=password_open,
     )
     return page, status

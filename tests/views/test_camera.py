@@ -13,7 +13,7 @@ import pytest
 from driver import register_kiosk
 
 from facelogin.engine import faces, preview
-from facelogin.engine.camera import Camera
+from facelogin.engine.camera import Camera, get_camera
 from facelogin.services import sessions, storage
 from models import db
 
@@ -115,27 +115,82 @@ def test_a_kiosks_stream_stops_when_the_kiosk_is_revoked(app):
     response.close()
 
 
-@pytest.mark.parametrize(
-    ("picture", "min_height", "hint"),
-    [
-        ("grace_altered", 80, "Ready"),
-        ("grace_altered", 400, "Move closer"),
-        ("two_faces", 80, "One person at a time"),
-        ("dark", 80, "Too dark - face the light"),
-        ("no_face", 80, "Step closer and look at the camera"),
-        ("tiny_face", 80, "Step closer and look at the camera"),  # too small for the detector
-    ],
-)
-def test_preview_hint_on_real_pictures(media, picture, min_height, hint):
-    frame = cv2.imread(media[picture])
-    rgb, said = preview.annotate(frame, detect_width=320, min_face_height=min_height)
-    assert said == hint
-    assert not np.array_equal(rgb, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))  # box and caption drawn
+LOOKS = [
+    ("grace_altered", 80, None, "Ready", 1),
+    ("grace_altered", 400, "too_small", "Move closer", 1),
+    ("two_faces", 80, "many_faces", "One person at a time", 2),
+    ("dark", 80, "dark", "Too dark - face the light", 1),  # found, but too dark to trust
+    ("no_face", 80, "no_face", "Step closer and look at the camera", 0),
+    ("tiny_face", 80, "no_face", "Step closer and look at the camera", 0),  # too small for the detector
+]
+
+
+@pytest.mark.parametrize(("picture", "min_height", "problem", "hint", "count"), LOOKS)
+def test_a_look_at_real_pictures(media, picture, min_height, problem, hint, count):
+    seen = preview.look(cv2.imread(media[picture]), detect_width=320, min_face_height=min_height)
+    assert (seen.problem, seen.hint, len(seen.faces)) == (problem, hint, count)
+    for left, top, width, height in seen.faces:  # fractions of the frame
+        assert 0 <= left < left + width <= 1 and 0 <= top < top + height <= 1
+
+
+@pytest.mark.parametrize(("picture", "min_height", "problem", "hint", "count"), LOOKS)
+def test_the_kiosk_asks_what_the_server_camera_sees(
+    app, kiosk, client, media, picture, min_height, problem, hint, count
+):
+    app.config["MIN_FACE_HEIGHT"] = min_height
+    kiosk.look(media[picture])
+    response = client.get("/camera/look")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    assert (response.json["problem"], response.json["hint"], len(response.json["faces"])) == (problem, hint, count)
+
+
+def test_a_centred_face_is_found_in_the_middle_of_the_frame(client):
+    (left, top, width, height), *others = client.get("/camera/look").json["faces"]  # Grace's clip
+    assert others == [] and abs(left + width / 2 - 0.5) < 0.1 and 0.2 < height < 0.5
+
+
+def test_only_a_kiosk_or_an_admin_may_ask_what_the_camera_sees(stranger):
+    response = stranger.get("/camera/look")
+    assert response.status_code == 403 and b"registered kiosk" in response.data
+
+
+def test_the_kiosk_browser_posts_a_small_frame_to_be_looked_at(app, client, media):
+    app.config["CAMERA_MODE"] = "browser"
+    small = cv2.imread(media["grace_altered"])  # 640x480, as the page sends it
+    jpeg = cv2.imencode(".jpg", small)[1].tobytes()
+    response = client.post("/camera/look", data={"frame": (io.BytesIO(jpeg), "look.jpg")})
+    assert response.status_code == 200 and response.json["problem"] is None and len(response.json["faces"]) == 1
+    # A look is one small frame: a webcam-sized one is refused, and so is no frame at all.
+    big = cv2.imencode(".jpg", cv2.resize(small, (1280, 960)))[1].tobytes()
+    refused = client.post("/camera/look", data={"frame": (io.BytesIO(big), "look.jpg")})
+    assert refused.status_code == 400 and refused.json["problem"] == "bad_frame"
+    assert client.get("/camera/look").status_code == 409  # there is no server camera to read
+
+
+def test_a_posted_frame_is_refused_when_the_server_has_the_camera(client, media):
+    jpeg = cv2.imencode(".jpg", cv2.imread(media["grace_altered"]))[1].tobytes()
+    response = client.post("/camera/look", data={"frame": (io.BytesIO(jpeg), "look.jpg")})
+    assert response.status_code == 409 and response.json["problem"] == "needs_server"
+
+
+def test_a_look_answers_busy_at_once_while_a_login_holds_the_camera(app, client):
+    camera = get_camera(app.config["CAMERA_SOURCE"])
+    with camera.burst(1, timeout=5):
+        started = time.monotonic()
+        response = client.get("/camera/look")
+    assert response.status_code == 503 and response.json["problem"] == "busy"
+    assert time.monotonic() - started < 2  # the page asks again in a moment
+
+
+def test_the_stream_is_mirrored(media):
+    frame = cv2.imread(media["grace_altered"])
+    shown = preview.mirrored(frame)
+    assert np.array_equal(shown, cv2.cvtColor(cv2.flip(frame, 1), cv2.COLOR_BGR2RGB))
 
 
 def test_preview_holds_the_camera_only_while_reading_a_frame(media):
     camera = Camera(media["grace_video"])
-    parts = preview.mjpeg_parts(camera, timeout=5, detect_width=320, min_face_height=80, fps=5)
+    parts = preview.mjpeg_parts(camera, timeout=5, fps=5)
     started = time.monotonic()
     images = [_jpeg(next(parts)) for _ in range(4)]
     assert time.monotonic() - started >= 0.6  # 5 frames a second at most: 3 gaps of 0.2 s
@@ -149,7 +204,7 @@ def test_preview_holds_the_camera_only_while_reading_a_frame(media):
 
 
 def test_preview_says_when_the_camera_is_missing(tmp_path):
-    parts = preview.mjpeg_parts(Camera(str(tmp_path / "none.avi")), 1, 320, 80)
+    parts = preview.mjpeg_parts(Camera(str(tmp_path / "none.avi")), 1)
     assert _jpeg(next(parts)).shape == (480, 640, 3)
     parts.close()
 
@@ -302,7 +357,7 @@ def test_preview_hint_and_login_agree_on_the_same_frames(media, photos):
         "two_faces": cv2.imread(media["two_faces"]),
         "no_face": cv2.imread(media["no_face"]),
     }
-    said = {name: preview.annotate(frame, detect_width=320, min_face_height=80)[1] for name, frame in frames.items()}
+    said = {name: preview.look(frame, detect_width=320, min_face_height=80).hint for name, frame in frames.items()}
     login = {
         name: faces.find_single_face(faces.frame_to_rgb(frame), 80, 320, quick=True).problem
         for name, frame in frames.items()
