@@ -12,8 +12,10 @@ import shutil
 from pathlib import Path
 
 import cv2
+import pytest
 
 from facelogin.services import sessions
+from media import turn_clip
 from models import db
 
 CHROMIUM = "/usr/bin/chromium"
@@ -115,3 +117,36 @@ def shot(page, name):
 def preview_shows_frames(page):
     """Wait until the live-preview <img> has decoded a frame of the kiosk camera."""
     page.wait_for_function("() => document.querySelector('img.camera').naturalWidth === 640")
+
+
+CHALLENGE_ALERT = "Please look straight at the camera, then"
+MOVEMENTS = {
+    "left": "turn your head to your left",
+    "right": "turn your head to your right",
+    "up": "tilt your head up",
+    "down": "tilt your head down",
+}
+
+
+def shown_challenge(page):
+    """Return the head movement the login page asks for (its data-challenge)."""
+    return page.locator("[data-challenge]").get_attribute("data-challenge")
+
+
+def looping_turn(bgr, direction, fps=15):
+    """A clip Chromium's fake camera loops: 1.2 s looking straight, the movement, a quick way back.
+
+    Wherever a ~4 s capture window starts in the 2.2 s loop, it holds a steady frontal start
+    followed by the whole movement; the way back is quick so that no steady start forms half-turned.
+    """
+    return turn_clip(bgr, direction, degrees=22, hold=round(1.2 * fps), turn=7, peak=4, back=4)
+
+
+def draw_challenge(page, want, tries=40):
+    """Reload the login page with a fresh session (the challenge is bound to it) until it asks for `want`."""
+    for _ in range(tries):
+        page.goto("/login")
+        if shown_challenge(page) == want:
+            return
+        page.context.clear_cookies(name="session")  # keeps the kiosk_device credential
+    pytest.fail(f"no {want!r} challenge in {tries} fresh sessions")

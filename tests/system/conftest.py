@@ -5,7 +5,7 @@ import threading
 
 import numpy as np
 import pytest
-from browsing import Site, launch, register_kiosk, unavailable, write_y4m
+from browsing import Site, launch, looping_turn, register_kiosk, unavailable, write_y4m
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -101,3 +101,18 @@ def page(site, open_page):
     """A fresh page on an emptied site, in a browser registered as a kiosk."""
     site.reset()
     return open_page()
+
+
+@pytest.fixture(scope="module")
+def grace_canvas(photos):
+    """Grace Hopper's photo on a camera-sized frame."""
+    return on_canvas(load_bgr(photos["grace"]))
+
+
+@pytest.fixture(scope="module")
+def turning_browser(chromium, grace_canvas, tmp_path_factory):
+    """A Chromium whose fake camera shows Grace Hopper turning her head to her left, over and over."""
+    clip = write_y4m(tmp_path_factory.mktemp("turn") / "left.y4m", looping_turn(grace_canvas, "left"), fps=15)
+    browser = launch(chromium, clip)
+    yield browser
+    browser.close()

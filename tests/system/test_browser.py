@@ -7,7 +7,16 @@ import re
 
 import numpy as np
 import pytest
-from browsing import launch, preview_shows_frames, shot, write_y4m
+from browsing import (
+    CHALLENGE_ALERT,
+    MOVEMENTS,
+    draw_challenge,
+    launch,
+    preview_shows_frames,
+    shot,
+    shown_challenge,
+    write_y4m,
+)
 
 from media import alter, load_bgr, on_canvas, still_clip, turn_clip, write_video
 from models import User, db
@@ -176,25 +185,6 @@ def test_browser_camera_with_blink_liveness(blinking_browser, page, open_page, s
 
 # --- challenge liveness (the default) and the kiosk device credential ---------------------------
 
-CHALLENGE_ALERT = "Please look straight at the camera, then"
-MOVEMENTS = {
-    "left": "turn your head to your left",
-    "right": "turn your head to your right",
-    "up": "tilt your head up",
-    "down": "tilt your head down",
-}
-
-
-def shown_challenge(page):
-    """Return the head movement the login page asks for (its data-challenge)."""
-    return page.locator("[data-challenge]").get_attribute("data-challenge")
-
-
-@pytest.fixture(scope="module")
-def grace_canvas(photos):
-    """Grace Hopper's photo on a camera-sized frame."""
-    return on_canvas(load_bgr(photos["grace"]))
-
 
 def test_server_camera_challenge_logs_in(page, site, photos, grace_canvas, tmp_path):
     from playwright.sync_api import expect
@@ -240,34 +230,6 @@ def test_server_camera_still_photo_is_told_the_movement(page, site, photos, grac
     # So pressing the button again is a new attempt at the new challenge, not an expired page.
     page.get_by_role("button", name="Log in with my face").click()
     expect(page.get_by_role("alert")).to_contain_text(f"{CHALLENGE_ALERT} {MOVEMENTS[challenge]} and back")
-
-
-def looping_turn(bgr, direction, fps=15):
-    """A clip Chromium's fake camera loops: 1.2 s looking straight, the movement, a quick way back.
-
-    Wherever a ~4 s capture window starts in the 2.2 s loop, it holds a steady frontal start
-    followed by the whole movement; the way back is quick so that no steady start forms half-turned.
-    """
-    return turn_clip(bgr, direction, degrees=22, hold=round(1.2 * fps), turn=7, peak=4, back=4)
-
-
-@pytest.fixture(scope="module")
-def turning_browser(chromium, grace_canvas, tmp_path_factory):
-    """A Chromium whose fake camera shows Grace Hopper turning her head to her left, over and over."""
-    clip = write_y4m(tmp_path_factory.mktemp("turn") / "left.y4m", looping_turn(grace_canvas, "left"), fps=15)
-    browser = launch(chromium, clip)
-    yield browser
-    browser.close()
-
-
-def draw_challenge(page, want, tries=40):
-    """Reload the login page with a fresh session (the challenge is bound to it) until it asks for `want`."""
-    for _ in range(tries):
-        page.goto("/login")
-        if shown_challenge(page) == want:
-            return
-        page.context.clear_cookies(name="session")  # keeps the kiosk_device credential
-    pytest.fail(f"no {want!r} challenge in {tries} fresh sessions")
 
 
 def test_browser_camera_challenge_logs_in(turning_browser, open_page, site, photos):

@@ -7,7 +7,7 @@ holds still in the guide oval. The fixtures (a served site, Debian's Chromium) a
 import time
 
 import pytest
-from browsing import SHOTS, launch, shot, write_y4m
+from browsing import MOVEMENTS, SHOTS, draw_challenge, launch, shot, write_y4m
 
 from media import alter, load_bgr, on_canvas, scene, write_video
 from models import LoginAttempt, User, db
@@ -132,6 +132,22 @@ def test_browser_camera_keeps_refusing_a_stranger_without_hammering(stranger_bro
     hands_free(site, photos, CAMERA_MODE="browser")
     page = open_page(stranger_browser)
     assert_not_hammered(site, watch_a_stranger_for_a_minute(page, site))
+
+
+def test_with_challenge_liveness_the_movement_is_shown_first(turning_browser, open_page, site, photos):
+    from playwright.sync_api import expect
+
+    site.reset(CAMERA_MODE="browser", KIOSK_HANDS_FREE=False)  # LIVENESS=challenge, the default
+    site.register("grace", photos["grace"])
+    page = open_page(turning_browser)  # Grace looks straight at it, then turns to her left, over and over
+    draw_challenge(page, "left")  # the challenge belongs to the session: a reload keeps it
+    site.configure(CAMERA_MODE="browser", KIOSK_HANDS_FREE=True)
+    answers = face_posts(page)
+    page.reload()
+    status = page.locator("[data-stage] [data-status]")
+    expect(status).to_contain_text(f"{MOVEMENTS['left']}, then back", ignore_case=True)
+    page.wait_for_url("**/protected", timeout=30_000)
+    assert answers == [302]
 
 
 @pytest.mark.parametrize(("orientation", "width", "height"), [("portrait", 1080, 1920), ("landscape", 1920, 1080)])
