@@ -41,7 +41,8 @@ def http_error(e):
 def too_large(e):
     """Refuse an oversized request before its body is read."""
     limit = request.max_content_length or 0
-    error = f"That upload is too large - use a photo under {limit // (1024 * 1024)} MB"
+    size = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit // 2**10} kB"  # never "under 0 MB"
+    error = f"That upload is too large - use a photo under {size}"
     if request.endpoint == "register.register":
         return render_template("register.html", form=RegisterForm(formdata=None), error=error), 413
     return error_page(error, 413)
