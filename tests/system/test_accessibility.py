@@ -9,7 +9,7 @@ import pytest
 from accessibility import audit
 
 # The browser fixtures are test_browser.py's own (a served site, one Chromium, fresh pages).
-from system.test_browser import browser, chromium, open_page, page, preview_shows_frames, site  # noqa: F401
+from system.test_browser import SHOTS, browser, chromium, open_page, page, preview_shows_frames, site  # noqa: F401
 
 from facelogin.engine import limits
 from facelogin.services import accounts
@@ -167,3 +167,26 @@ def test_the_audit_names_the_rule_the_page_and_the_node(page):
     message = str(failure.value)
     assert "button-name (critical)" in message and "'home-with-an-unnamed-button'" in message
     assert "#mute" in message and '<button id="mute"></button>' in message
+
+
+@pytest.mark.parametrize("width, height", [(1080, 1920), (1920, 1080)], ids=["portrait", "landscape"])
+def test_the_idle_countdown_is_in_sight_on_a_kiosk_screen(page, site, photos, width, height):
+    from playwright.sync_api import expect
+
+    site.register("grace", photos["grace"])
+    page.set_viewport_size({"width": width, "height": height})
+    password_login(page, "grace")
+    timer = page.get_by_role("timer")
+    expect(timer).to_have_text("Logging out in 2:00")
+    box = timer.bounding_box()
+    assert 0 <= box["x"] and box["x"] + box["width"] <= width and 0 <= box["y"] and box["y"] + box["height"] <= height
+    # Not covered by anything, and large enough to read at arm's length.
+    on_top = """e => {
+        const r = e.getBoundingClientRect();
+        return e.contains(document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2));
+    }"""
+    assert timer.evaluate(on_top)
+    assert timer.evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 18
+    assert timer.get_attribute("aria-live") in (None, "off")  # a timer is not read out as it ticks
+    audit(page, f"protected-{width}x{height}")
+    page.screenshot(path=str(SHOTS / f"protected-{width}x{height}.png"))
