@@ -110,6 +110,14 @@ def test_login_and_registration_refused_to_a_strangers_browser(open_page, site, 
     audit(page, f"register-{registration}")
 
 
+def test_the_browser_camera_pages(page, site):
+    site.configure(CAMERA_MODE="browser")
+    for path in ("/login", "/register"):
+        page.goto(path)
+        page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+        audit(page, f"{path.strip('/')}-browser-camera")
+
+
 def test_a_persons_own_page(page, site, media, photos):
     from playwright.sync_api import expect
 
@@ -148,6 +156,10 @@ def test_the_administrators_pages(page, site, photos):
     expect(page.locator("table[aria-labelledby=conflicts] tbody tr")).to_have_count(1)
     page.wait_for_function("() => [...document.querySelectorAll('img.thumb')].every(i => i.naturalWidth > 0)")
     audit(page, "admin")
+    site.app.config["REGISTRATION"] = "staff"
+    page.goto("/register")
+    expect(page.get_by_role("note")).to_contain_text("You are logged in as boss")
+    audit(page, "register-by-staff")
     for path, name in [
         (f"/admin/users/{ids['luis']}/unlock", "confirm-unlock"),
         (f"/admin/users/{ids['grace']}/reset-face", "confirm-reset-face"),
