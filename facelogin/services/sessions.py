@@ -26,6 +26,7 @@ PASSWORD_HELP = "Use {} to {} characters for the password".format(*PASSWORD_LENG
 
 BAD_ADDRESS = "Bad forwarded address: this request's client address is not an IP address - ask staff to check the proxy"
 SESSION_TOO_OLD = "You were logged out because you logged in more than {} hours ago - please log in again."
+SESSION_IDLE = "You were logged out after {} without activity - please log in again."
 clock = utcnow  # tests move it instead of waiting
 
 CSP = (
@@ -132,6 +133,15 @@ def logout_user():
     g.user = None
 
 
+def spoken_duration(seconds):
+    """Return `seconds` as a person says it: "2 minutes", "1 minute", "90 seconds"."""
+    total = max(1, round(seconds))  # KIOSK_IDLE_SECONDS may be a fraction
+    minutes, rest = divmod(total, 60)
+    if minutes and not rest:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{total} second{'s' if total != 1 else ''}"
+
+
 def load_logged_in_user():
     """Put the logged-in user (or None) on `g`, ending sessions that are stale, idle or too old."""
     g.user = None
@@ -139,9 +149,14 @@ def load_logged_in_user():
     if user_id is None:
         return
     user = db.session.get(User, user_id)
-    idle = clock().timestamp() - session.get("seen", 0) > current_app.config["KIOSK_IDLE_SECONDS"]
-    if user is None or not token or not secrets.compare_digest(token, user.session_token or "") or idle:
+    if user is None or not token or not secrets.compare_digest(token, user.session_token or ""):
+        session.clear()  # logged out elsewhere, or deleted: nothing to explain at this kiosk
+        return
+    idle_seconds = current_app.config["KIOSK_IDLE_SECONDS"]
+    if clock().timestamp() - session.get("seen", 0) > idle_seconds:
         session.clear()
+        # Said on the next page, whether idle.js opened the login page or a late click arrived.
+        flash(SESSION_IDLE.format(spoken_duration(idle_seconds)))
         return
     # last_login_at is when this session's token was issued (login_user sets both).
     max_hours = current_app.config["SESSION_MAX_HOURS"]

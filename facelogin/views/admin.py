@@ -115,7 +115,8 @@ def confirm(user_id, action):
     spec, form, name = ACTIONS[action], ActionForm(), user.username
     if action == "delete" and user.id == g.user.id:
         # Not even offered: the confirmation page would ask for something that cannot be done.
-        return render_template("error.html", error=DELETE_SELF), 409
+        back = (url_for("admin.index"), "Back to administration")
+        return render_template("error.html", error=DELETE_SELF, title="Not possible", back=back), 409
     if not form.validate_on_submit():
         return render_template("admin/confirm.html", user=user, action=action, spec=spec, form=form)
     spec.run(user)

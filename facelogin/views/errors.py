@@ -1,6 +1,6 @@
 """Error pages: every failure renders in the site's layout with a plain message and a way back."""
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -22,11 +22,29 @@ MESSAGES = {
     503: "The system is busy - please try again in a moment",
 }
 TITLES = {404: "Page not found", 403: "Not allowed", 429: "Please wait", 503: "Busy"}
+# A refused form post goes back to the page its form is on: the area's page (the Referer is never
+# sent, Referrer-Policy: no-referrer). Log out is on the person's own page.
+BACK = {
+    "login.logout": ("account.protected", "Back to your page"),
+    "account": ("account.protected", "Back to your page"),
+    "register": ("register.register", "Back to registration"),
+    "login": ("login.login", "Back to the login page"),
+    "admin": ("admin.index", "Back to administration"),
+}
+
+
+def way_back():
+    """Return (url, label) of the page a refused form post came from, or None (a GET: the start page will do)."""
+    if request.method == "GET":
+        return None
+    found = BACK.get(request.endpoint) or BACK.get(request.blueprint)
+    return (url_for(found[0]), found[1]) if found else None
 
 
 def error_page(message, status):
-    """Render the error page with `message` and `status`."""
-    return render_template("error.html", error=message, title=TITLES.get(status, "Something went wrong")), status
+    """Render the error page with `message` and `status`, and a way back."""
+    title = TITLES.get(status, "Something went wrong")
+    return render_template("error.html", error=message, title=title, back=way_back()), status
 
 
 @bp.app_errorhandler(HTTPException)
@@ -41,7 +59,8 @@ def http_error(e):
 def too_large(e):
     """Refuse an oversized request before its body is read."""
     limit = request.max_content_length or 0
-    error = f"That upload is too large - use a photo under {limit // (1024 * 1024)} MB"
+    size = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit // 2**10} kB"  # never "under 0 MB"
+    error = f"That upload is too large - use a photo under {size}"
     if request.endpoint == "register.register":
         return render_template("register.html", form=RegisterForm(formdata=None), error=error), 413
     return error_page(error, 413)

@@ -6,6 +6,7 @@ import pytest
 from werkzeug.security import check_password_hash
 
 from app import create_app
+from facelogin.services import sessions
 
 
 def _app(tmp_path, **config):
@@ -180,3 +181,11 @@ def test_hsts_only_with_secure_cookies_over_https(app, client):
     for path in ("/", "/no-such-page"):
         response = client.get(path, base_url="https://localhost")
         assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+@pytest.mark.parametrize(
+    "seconds, spoken",
+    [(120, "2 minutes"), (60, "1 minute"), (90, "90 seconds"), (1, "1 second"), (2.4, "2 seconds"), (0.2, "1 second")],
+)
+def test_idle_time_is_said_as_a_person_says_it(seconds, spoken):
+    assert sessions.spoken_duration(seconds) == spoken

@@ -146,9 +146,13 @@ def test_idle_countdown_returns_to_the_login_page(page, site, photos):
     page.get_by_label("Username", exact=True).fill("grace")
     page.get_by_label("Password", exact=True).fill("correct horse")
     page.get_by_role("button", name="Log in", exact=True).click()
-    expect(page.locator("[data-idle-countdown]")).to_contain_text("Logging out in 0:0")
+    expect(page.get_by_role("timer")).to_contain_text("Logging out in 0:0")
+    expect(page.locator("[data-idle-warning]")).to_have_text(re.compile(r"You will be logged out in [12] seconds?\."))
     page.wait_for_url("**/login", timeout=8000)
     expect(page.get_by_role("link", name="Log in")).to_be_visible()  # the server ended the session too
+    expect(page.get_by_role("status").first).to_have_text(
+        "You were logged out after 2 seconds without activity - please log in again."
+    )
 
 
 @pytest.fixture(scope="module")

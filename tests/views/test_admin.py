@@ -75,6 +75,7 @@ def test_admin_cannot_delete_own_account(app, admin):
     offered = admin.get("/admin/users/3/delete")  # not even a confirmation page for it
     assert offered.status_code == 409 and b"cannot delete your own account" in offered.data
     assert b'action="/admin/users/3/delete"' not in offered.data
+    assert b'<a class="button primary" href="/admin">Back to administration</a>' in offered.data
     assert b'href="/admin/users/3/delete"' not in admin.get("/admin").data
 
 

@@ -122,6 +122,43 @@ def test_idle_session_expires(app, kiosk, photos):
     assert kiosk.client.get("/protected").status_code == 302
 
 
+IDLE = b"You were logged out after 2 minutes without activity"
+
+
+def test_an_idle_logout_is_explained_on_the_login_page(app, kiosk, photos, clock, monkeypatch):
+    from facelogin.services import sessions
+
+    monkeypatch.setattr(sessions, "clock", clock)
+    kiosk.register("grace", photos["grace"])
+    kiosk.password_login("grace", "correct horse")
+    clock.advance(120)  # just at the limit: still logged in, and nothing to explain
+    assert kiosk.client.get("/protected").status_code == 200
+    clock.advance(121)
+    # What idle.js opens once its countdown is over.
+    page = kiosk.client.get("/login")
+    assert page.status_code == 200 and IDLE in page.data
+    assert IDLE not in kiosk.client.get("/login").data  # said once
+    kiosk.password_login("grace", "correct horse")
+    clock.advance(121)
+    # A late click on the person's own page: back to the login page, which says why.
+    late = kiosk.client.get("/protected", follow_redirects=True)
+    assert late.request.path == "/login" and IDLE in late.data
+
+
+def test_a_session_ended_elsewhere_is_not_called_idle(app, kiosk, photos, clock, monkeypatch):
+    from facelogin.services import sessions
+
+    monkeypatch.setattr(sessions, "clock", clock)
+    kiosk.register("grace", photos["grace"])
+    kiosk.password_login("grace", "correct horse")
+    with app.app_context():
+        User.by_username("grace").session_token = None  # as a logout in another browser leaves it
+        db.session.commit()
+    clock.advance(121)
+    page = kiosk.client.get("/protected", follow_redirects=True)
+    assert page.request.path == "/login" and b"without activity" not in page.data
+
+
 def test_closest_user_wins_not_first(app, kiosk, media, photos):
     # Luis enrols first. With a loose tolerance both users are "within" it for
     # Grace's frames, so a first-match search would log Grace in as Luis.
