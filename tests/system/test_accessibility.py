@@ -7,9 +7,7 @@ serious or critical violation and names the rule, the page and the node.
 
 import pytest
 from accessibility import audit
-
-# The browser fixtures are test_browser.py's own (a served site, one Chromium, fresh pages).
-from system.test_browser import SHOTS, browser, chromium, open_page, page, preview_shows_frames, site  # noqa: F401
+from browsing import SHOTS, preview_shows_frames
 
 from facelogin.engine import limits
 from facelogin.services import accounts

@@ -7,6 +7,7 @@ holds still in the guide oval. The fixtures (a served site, Debian's Chromium) a
 import time
 
 import pytest
+from accessibility import audit
 from browsing import MOVEMENTS, SHOTS, draw_challenge, launch, shot, write_y4m
 
 from media import alter, load_bgr, on_canvas, scene, write_video
@@ -179,3 +180,4 @@ def test_the_login_page_fills_the_screen(page, site, orientation, width, height)
     button = page.get_by_role("button", name="Log in with my face").bounding_box()
     assert button["y"] + button["height"] <= height, "the button is below the screen"
     page.screenshot(path=str(SHOTS / f"login-{orientation}.png"))
+    audit(page, f"login-{orientation}")
