@@ -567,7 +567,9 @@ def test_server_camera_registration_refuses_a_bad_picture_at_once(page, site, ph
         site.app.config["CAMERA_SOURCE"] = clip
         page.get_by_role("button", name="Take photo with the kiosk camera").click()
         expect(page.get_by_role("alert")).to_contain_text(message)
-        assert page.url.endswith("/register")  # no confirmation page, no name asked for this picture
+        # Still the register page (the answer to the POST): no confirmation page, no name asked for this picture.
+        expect(page.get_by_role("heading", name="Register", exact=True)).to_be_visible()
+        assert "/register/camera" not in page.url
     shot(page, "register-refused")
     site.app.config["CAMERA_SOURCE"] = site.defaults["CAMERA_SOURCE"]  # Grace alone: a good picture
     page.get_by_role("button", name="Take photo with the kiosk camera").click()
