@@ -173,18 +173,19 @@ def save_user(username, password_hash, templates, face_jpeg, pictures=()):
 
     `pictures` holds the thumbnail JPEG of each template, in order (None, or fewer: none kept).
     """
-    face_file = None
+    face_file = user_id = None
     committed = False
     try:
         user = User(username=username, password_hash=password_hash, face_encodings=templates, faces_updated_at=utcnow())
         db.session.add(user)
         db.session.flush()  # assigns the id that names the face photo
-        face_file = storage.known_face_path(user.id)
-        thumbnails.remove_all(user.id)  # a reused id: a new user has no pictures yet
+        user_id = user.id
+        face_file = storage.known_face_path(user_id)
+        thumbnails.remove_all(user_id)  # a reused id: a new user has no pictures yet
         storage.write_atomically(face_file, face_jpeg)
         for template, jpeg in zip(templates, pictures, strict=False):
             if jpeg is not None:
-                thumbnails.save(user.id, template, jpeg)
+                thumbnails.save(user_id, template, jpeg)
         db.session.commit()
         committed = True
         return user
@@ -199,9 +200,9 @@ def save_user(username, password_hash, templates, face_jpeg, pictures=()):
     finally:
         if not committed:
             db.session.rollback()
-            if face_file is not None:
-                storage.remove(face_file)
-                thumbnails.remove_all(user.id)
+            storage.remove(face_file)
+            if user_id is not None:
+                thumbnails.remove_all(user_id)
 
 
 TOO_MANY = "Too many refused registrations from this kiosk - please wait {} seconds, or ask staff"

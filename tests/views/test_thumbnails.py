@@ -154,3 +154,19 @@ def test_the_importer_keeps_a_thumbnail_per_template(app, runner, people_dir):
         users = db.session.execute(db.select(User)).scalars().all()
         assert users and all(len(_pictures(app, u.id)) == len(u.templates()) for u in users)
         assert all(thumbnails.has(u.id, t) for u in users for t in u.templates())
+
+
+def test_a_thumbnail_that_cannot_be_written_leaves_no_user_and_no_file(app, kiosk, photos, monkeypatch, stored_files):
+    from facelogin.services import storage
+
+    real_write = storage.write_atomically
+
+    def thumbnails_denied(path, data):
+        if os.path.dirname(path) == thumbnails.folder(1):
+            raise PermissionError(13, "Permission denied", path)
+        real_write(path, data)
+
+    monkeypatch.setattr(storage, "write_atomically", thumbnails_denied)
+    response = kiosk.register("grace", photos["grace"])
+    assert response.status_code == 503 and b"could not save your registration" in response.data
+    assert stored_files() == [] and os.listdir(app.config["KNOWN_FACES_FOLDER"]) == []
