@@ -64,6 +64,12 @@ def on_canvas(image, size=FRAME_SIZE, height=420, background=(90, 110, 120)):
     return canvas
 
 
+def two_people(left, right, size=FRAME_SIZE, height=300):
+    """A camera-sized frame with two photos side by side, each scaled to `height` px: two faces at the kiosk."""
+    w, h = size
+    return np.hstack([on_canvas(left, (w // 2, h), height), on_canvas(right, (w - w // 2, h), height)])
+
+
 def scene(seed=0, size=FRAME_SIZE):
     """A textured room with no face in it."""
     w, h = size

@@ -367,6 +367,7 @@ class Decision(NamedTuple):
     snapshot: object = None  # the RGB frame the decision rests on, for the optional audit snapshot
     liveness: str = "off"  # "off", "passed" (a blink was seen) or "failed"
     encoding: object = None  # the 128-d encoding of the closest frame, which a confident live login may learn
+    box: object = None  # the face's box in `snapshot` when it was encoded: a learned template's thumbnail
 
 
 def accepts(match, tolerance, margin):
@@ -382,7 +383,7 @@ def decide_burst(rgb_frames, index, tolerance, margin, consensus=2, min_face_hei
     another; frames that are dark or lack exactly one large enough face are skipped.
     """
     votes, problems, frames, faces = {}, {}, 0, 0
-    best, snapshot, closest = Match(None, float("inf"), float("inf")), None, None
+    best, snapshot, closest, closest_box = Match(None, float("inf"), float("inf")), None, None, None
     for rgb in rgb_frames:
         frames += 1
         snapshot = rgb if snapshot is None else snapshot
@@ -394,7 +395,7 @@ def decide_burst(rgb_frames, index, tolerance, margin, consensus=2, min_face_hei
         encoding = encode_face(rgb, box)
         match = index.identify(encoding)
         if match.distance < best.distance:
-            best, snapshot, closest = match, rgb, encoding
+            best, snapshot, closest, closest_box = match, rgb, encoding, box
         if accepts(match, tolerance, margin):
             votes[match.label] = votes.get(match.label, 0) + 1
             if len(votes) > 1 or votes[match.label] >= consensus:
@@ -406,7 +407,9 @@ def decide_burst(rgb_frames, index, tolerance, margin, consensus=2, min_face_hei
     if len(votes) == 1:
         ((label, count),) = votes.items()
         if count >= consensus:
-            return Decision(label, "match", best.distance, gap, frames, count, snapshot, encoding=closest)
+            return Decision(
+                label, "match", best.distance, gap, frames, count, snapshot, encoding=closest, box=closest_box
+            )
     return Decision(None, "not_recognised", best.distance, gap, frames, sum(votes.values()), snapshot)
 
 

@@ -1,9 +1,11 @@
 """Enrolment: check a face photo, then write the user row and the face photo together or not at all.
 
-Also the person's own face photos once enrolled (add, remove) and the kiosk photo
-that waits, server-side, for the person to confirm it.
+Also the person's own face photos once enrolled (add, remove), with a thumbnail of each
+(services/thumbnails.py), and the kiosk photos that wait, server-side, for the person to
+confirm them: checked as soon as they are taken, so a bad one is refused before anything is asked.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -17,7 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from facelogin.config import photo_limits
 from facelogin.engine import faces, limits, quality
 from facelogin.engine.camera import CameraError, kiosk_frames
-from facelogin.services import attempts, learning, storage, throttle
+from facelogin.services import attempts, learning, storage, throttle, thumbnails
 from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import hash_password
 from models import LoginAttempt, User, db, utcnow
@@ -131,6 +133,16 @@ def check_new_face(encoding, user=None):
         raise FaceConflict(match.label, match.distance)
 
 
+@contextlib.contextmanager
+def conflicts_recorded(mode, username, address, user=None):
+    """Record (record_conflict) a FaceConflict raised in the block, then let it go on."""
+    try:
+        yield
+    except FaceConflict as e:
+        record_conflict(e, mode, username, address, user)
+        raise
+
+
 def record_conflict(conflict, mode, username, address, user=None):
     """Keep a refused face in the audit log, for /admin: who holds the face, the name tried, from where."""
     # A LoginAttempt row with outcome "conflict": the holder is matched_user_id, the
@@ -156,16 +168,24 @@ def record_conflict(conflict, mode, username, address, user=None):
         current_app.logger.error("could not record a refused face: %s", e)
 
 
-def save_user(username, password_hash, templates, face_jpeg):
-    """Write a user row and its known_faces/<id>.jpg together, or neither; return the user."""
-    face_file = None
+def save_user(username, password_hash, templates, face_jpeg, pictures=()):
+    """Write a user row, its known_faces/<id>.jpg and the thumbnails of its templates together, or none.
+
+    `pictures` holds the thumbnail JPEG of each template, in order (None, or fewer: none kept).
+    """
+    face_file = user_id = None
     committed = False
     try:
         user = User(username=username, password_hash=password_hash, face_encodings=templates, faces_updated_at=utcnow())
         db.session.add(user)
         db.session.flush()  # assigns the id that names the face photo
-        face_file = storage.known_face_path(user.id)
+        user_id = user.id
+        face_file = storage.known_face_path(user_id)
+        thumbnails.remove_all(user_id)  # a reused id: a new user has no pictures yet
         storage.write_atomically(face_file, face_jpeg)
+        for template, jpeg in zip(templates, pictures, strict=False):
+            if jpeg is not None:
+                thumbnails.save(user_id, template, jpeg)
         db.session.commit()
         committed = True
         return user
@@ -181,9 +201,38 @@ def save_user(username, password_hash, templates, face_jpeg):
         if not committed:
             db.session.rollback()
             storage.remove(face_file)
+            if user_id is not None:
+                thumbnails.remove_all(user_id)
 
 
 TOO_MANY = "Too many refused registrations from this kiosk - please wait {} seconds, or ask staff"
+
+
+def _claim_registration(address):
+    """Count a registration from `address` against REGISTER_RATE_LIMIT; return the limit's key (None: no address)."""
+    cfg = current_app.config
+    limit = f"register:{address}" if address else None  # the command line has no address to limit
+    if limit and (wait := throttle.claim(limit, cfg["REGISTER_RATE_LIMIT"], cfg["REGISTER_RATE_WINDOW"])):
+        raise EnrollError(TOO_MANY.format(wait), 429)
+    return limit
+
+
+def check_kiosk_photo(jpeg, address=None):
+    """Refuse (EnrollError) a kiosk photo that registration would refuse, before any name is asked.
+
+    As in register_user, a refusal counts against the register rate limit and a face already
+    enrolled gets the neutral FACE_REFUSED and is recorded for /admin, with no name tried.
+    """
+    limit = _claim_registration(address)
+    try:
+        rgb = faces.read_image(jpeg, **photo_limits(current_app.config))
+    except faces.ImageError as e:
+        raise EnrollError(str(e)) from e
+    encoding, _ = face_from_photo(rgb)
+    with conflicts_recorded("register-camera", "", address):
+        check_new_face(encoding)
+    if limit:
+        throttle.release(limit)  # a good photo is not a refusal; the registration itself is counted again
 
 
 def register_user(username, password, photo, address=None, mode="register"):
@@ -191,10 +240,7 @@ def register_user(username, password, photo, address=None, mode="register"):
 
     A face already enrolled is refused with FACE_REFUSED and recorded (as `mode`, from `address`) for /admin.
     """
-    cfg = current_app.config
-    limit = f"register:{address}" if address else None  # the command line has no address to limit
-    if limit and (wait := throttle.claim(limit, cfg["REGISTER_RATE_LIMIT"], cfg["REGISTER_RATE_WINDOW"])):
-        raise EnrollError(TOO_MANY.format(wait), 429)
+    limit = _claim_registration(address)
     staged = None
     saved = False
     try:
@@ -208,7 +254,7 @@ def register_user(username, password, photo, address=None, mode="register"):
         password_hash, face_jpeg = hash_password(password), faces.encode_jpeg(faces.face_crop(rgb, box))
         with ENROL_LOCK:
             check_new_face(encoding)
-            user = save_user(username, password_hash, [encoding.tolist()], face_jpeg)
+            user = save_user(username, password_hash, [encoding.tolist()], face_jpeg, [thumbnails.picture(rgb, box)])
         saved = True
         if limit:
             throttle.release(limit)  # refusals count, not the people who registered
@@ -243,10 +289,9 @@ def _templates_of(user):
     return templates
 
 
-def add_template(user, photo_bytes, address=None):
-    """Add a face template from another photo of `user`; refuse a different or foreign face."""
+def _another_face(templates, photo_bytes):
+    """Return (rgb, encoding, box) of a photo that may join `templates`, or raise EnrollError."""
     cfg = current_app.config
-    templates = _templates_of(user)
     if len(templates) >= cfg["MAX_TEMPLATES"]:
         raise EnrollError(f"You already have {len(templates)} photos - remove one before adding another", 409)
     try:
@@ -256,20 +301,31 @@ def add_template(user, photo_bytes, address=None):
     encoding, box = face_from_photo(rgb)
     if templates and faces.face_distance(templates, encoding).min() > cfg["FACE_TOLERANCE"]:
         raise EnrollError("That photo does not look like your other photos - use a clear photo of you")
-    try:
-        with ENROL_LOCK:
-            check_new_face(encoding, user)
-            _store_template(user, templates + [encoding.tolist()], rgb, box)
-    except FaceConflict as e:
-        record_conflict(e, "add-photo", user.username, address, user)
-        raise
+    return rgb, encoding, box
+
+
+def check_added_photo(user, photo_bytes, address=None):
+    """Refuse (EnrollError) a kiosk photo that add_template would refuse, before it is shown to confirm."""
+    _, encoding, _ = _another_face(_templates_of(user), photo_bytes)
+    with conflicts_recorded("add-photo", user.username, address, user):
+        check_new_face(encoding, user)
+
+
+def add_template(user, photo_bytes, address=None):
+    """Add a face template from another photo of `user`; refuse a different or foreign face."""
+    templates = _templates_of(user)
+    rgb, encoding, box = _another_face(templates, photo_bytes)
+    with conflicts_recorded("add-photo", user.username, address, user), ENROL_LOCK:
+        check_new_face(encoding, user)
+        _store_template(user, templates + [encoding.tolist()], rgb, box)
 
 
 def _store_template(user, templates, rgb, box):
-    """Save `user`'s new template list, and the face photo if they have none yet."""
+    """Save `user`'s new template list (the new one last) with its thumbnail, and the face photo if they have none."""
     user.face_encodings = templates
     user.faces_updated_at = utcnow()
     try:
+        thumbnails.save(user.id, templates[-1], thumbnails.picture(rgb, box))
         if not os.path.isfile(storage.known_face_path(user.id)):
             # A user with no face yet (an admin made without one, or after a face
             # reset): this photo becomes the one shown on their page and to admins.
@@ -278,6 +334,8 @@ def _store_template(user, templates, rgb, box):
         db.session.commit()
     except (OSError, OperationalError) as e:
         db.session.rollback()
+        if templates[-1] not in templates[:-1]:  # the same numbers twice share one picture
+            thumbnails.remove(user.id, templates[-1:])
         raise EnrollError("We could not save your photo - please try again later or ask staff", 503) from e
 
 
@@ -288,11 +346,13 @@ def remove_template(user, number):
         raise EnrollError("There is no such photo", 404)
     if len(templates) == 1:
         raise EnrollError("Keep at least one photo - add another before removing this one")
-    del templates[number - 1]
+    removed = templates.pop(number - 1)
     user.face_encodings = templates
     user.faces_updated_at = utcnow()
-    learning.prune(user, templates)
+    pruned = learning.prune(user, templates)
     db.session.commit()
+    # After the commit: a template whose picture is gone shows "no picture", a picture without its template nothing.
+    thumbnails.remove(user.id, [t for t in [removed, *pruned] if t not in templates])
 
 
 # --- a photo taken with the kiosk camera ------------------------------------------------------
@@ -310,9 +370,14 @@ def take_photo(posted=()):
     return faces.encode_jpeg(faces.frame_to_rgb(frame))
 
 
-def captured_path():
+# Each kiosk photo waits under its own session key: a member of staff registering someone
+# may also add a photo of their own, and neither photo may stand in for the other.
+REGISTERING, ADDING = "capture", "added_capture"
+
+
+def captured_path(key=REGISTERING):
     """Return the path of this session's kiosk photo, or None if there is none on disk or it has expired."""
-    name = session.get("capture")
+    name = session.get(key)
     if not (isinstance(name, str) and CAPTURE_NAME.fullmatch(name)):
         return None
     path = os.path.join(storage.folder("captures"), f"{name}.jpg")
@@ -323,17 +388,49 @@ def captured_path():
     return None if expired else path
 
 
-def discard_capture():
+def discard_capture(key=REGISTERING):
     """Delete this session's kiosk photo, and any other left longer than CAPTURE_KEEP_SECONDS."""
-    storage.remove(captured_path())
-    session.pop("capture", None)
+    storage.remove(captured_path(key))
+    session.pop(key, None)
     storage.delete_older_than(storage.folder("captures"), current_app.config["CAPTURE_KEEP_SECONDS"])
 
 
-def keep_capture(jpeg):
+def keep_capture(jpeg, key=REGISTERING):
     """Keep a kiosk photo server-side for this session until it is confirmed, discarded or expires."""
-    discard_capture()
+    discard_capture(key)
     name, folder = uuid.uuid4().hex, storage.folder("captures")
     storage.write_atomically(os.path.join(folder, f"{name}.jpg"), jpeg)
-    session["capture"] = name
+    session[key] = name
     storage.sweep_later(folder, current_app.config["CAPTURE_KEEP_SECONDS"])
+
+
+def capture_to_register(posted=(), address=None):
+    """Take a kiosk photo and keep it to confirm if registration would take it; else raise EnrollError.
+
+    A refused photo is never written to disk; a CameraError passes up.
+    """
+    discard_capture()  # a new photo replaces the last one, good or not
+    jpeg = take_photo(posted)
+    check_kiosk_photo(jpeg, address)
+    keep_capture(jpeg)
+
+
+def capture_to_add(user, posted=(), address=None):
+    """Take a kiosk photo of `user` and keep it to confirm if add_template would take it; else raise EnrollError."""
+    discard_capture(ADDING)
+    jpeg = take_photo(posted)
+    check_added_photo(user, jpeg, address)
+    keep_capture(jpeg, ADDING)
+
+
+NO_PHOTO_TO_ADD = "Take a photo first"
+
+
+def add_captured(user, address=None):
+    """Add the kiosk photo `user` confirmed as another template, then delete it; EnrollError if refused."""
+    path = captured_path(ADDING)
+    if path is None:
+        raise EnrollError(NO_PHOTO_TO_ADD, 409)
+    with open(path, "rb") as f:
+        add_template(user, f.read(), address)
+    discard_capture(ADDING)

@@ -5,7 +5,8 @@ in name order). Worker processes run registration's own photo checks, encode the
 faces and hash a new random password; a person is enrolled with the photos that pass
 and each photo left out is reported, but photos of different people in one folder refuse
 the person (which one is them?). Only this process writes, one user at a time,
-through enrolment.save_user (the row and known_faces/<id>.jpg together or not at all),
+through enrolment.save_user (the row, known_faces/<id>.jpg and a thumbnail per template
+together or not at all),
 so an interrupted import leaves whole users only and a second run skips them.
 """
 
@@ -26,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from facelogin.config import photo_limits
 from facelogin.engine import faces
-from facelogin.services import enrolment
+from facelogin.services import enrolment, thumbnails
 from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import USERNAME_HELP, USERNAME_RULE, hash_password
 from models import User, db
@@ -59,7 +60,10 @@ class Job(NamedTuple):
 
 
 class Prepared(NamedTuple):
-    """A person with at least one good photo: templates, the face crop to keep, a new password, photos left out."""
+    """A person with at least one good photo: templates, the face crop to keep, a new password, photos left out.
+
+    `pictures` holds the thumbnail of each template, in order.
+    """
 
     username: str
     templates: list
@@ -67,6 +71,7 @@ class Prepared(NamedTuple):
     password: str
     password_hash: str
     left_out: tuple = ()  # Refused entries, one per photo that failed, named "username/photo"
+    pictures: tuple = ()
 
 
 class Refused(NamedTuple):
@@ -131,7 +136,7 @@ def _photo(path):
 
 def prepare(job):
     """Check and encode one person's photos and hash a new password; return Prepared or Refused."""
-    templates, face_jpeg, left_out, first = [], None, [], None
+    templates, face_jpeg, left_out, first, pictures = [], None, [], None, []
     for path in job.photos:
         name = os.path.basename(path)
         result, rgb = _photo(path)
@@ -142,13 +147,16 @@ def prepare(job):
         if templates and faces.face_distance(templates, encoding).max() > SAME_PERSON:
             return Refused(job.username, "different_people", f"{name} is not the same person as {first}")
         templates.append(encoding)
+        pictures.append(thumbnails.picture(rgb, box))
         first = first or name
         face_jpeg = face_jpeg or faces.encode_jpeg(faces.face_crop(rgb, box))
     if not templates:  # not one good photo: the person is refused, for the first photo's reason
         return Refused(job.username, left_out[0].reason, "; ".join(entry.detail for entry in left_out))
     password = secrets.token_urlsafe(12)
     templates = [t.tolist() for t in templates]
-    return Prepared(job.username, templates, face_jpeg, password, hash_password(password), tuple(left_out))
+    return Prepared(
+        job.username, templates, face_jpeg, password, hash_password(password), tuple(left_out), tuple(pictures)
+    )
 
 
 def _start_worker(config):
@@ -231,7 +239,9 @@ def _save(prepared, known):
         name = other.username if other else owner
         return Refused(prepared.username, "known_face", f"the same face is enrolled as {name}")
     try:
-        user = enrolment.save_user(prepared.username, prepared.password_hash, prepared.templates, prepared.face_jpeg)
+        user = enrolment.save_user(
+            prepared.username, prepared.password_hash, prepared.templates, prepared.face_jpeg, prepared.pictures
+        )
     except enrolment.EnrollError as e:
         return Refused(prepared.username, "not_saved", str(e))
     known.add(user.id, prepared.templates)

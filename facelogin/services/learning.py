@@ -3,6 +3,7 @@
 The enrolled templates are never touched. A learned template must lie within
 LEARN_MAX_DISTANCE of the user's enrolled ones, so the gallery can follow a face
 through hair, glasses, light and age but never walk away from the enrolled face.
+Each keeps a thumbnail of the login's face (services/thumbnails.py), deleted with it.
 """
 
 from typing import NamedTuple
@@ -12,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from facelogin.config import learning_bars
 from facelogin.engine import faces
+from facelogin.services import thumbnails
 from facelogin.services.gallery import get_gallery
 from models import LearnedTemplate, LoginAttempt, db, utcnow
 
@@ -23,17 +25,27 @@ class Learned(NamedTuple):
     learned_at: object
     distance: float
     attempt: LoginAttempt | None  # the login it came from (None once the audit row is gone)
+    picture: bool = False  # a thumbnail is on disk (asked for with learned_of(pictures=True))
 
 
-def learned_of(user):
-    """Return `user`'s learned templates, oldest first, with the logins they came from."""
+def learned_of(user, pictures=False):
+    """Return `user`'s learned templates, oldest first, with the logins they came from (and if each has a picture)."""
     rows = db.session.execute(
         db.select(LearnedTemplate, LoginAttempt)
         .outerjoin(LoginAttempt, LoginAttempt.id == LearnedTemplate.attempt_id)
         .where(LearnedTemplate.user_id == user.id)
         .order_by(LearnedTemplate.learned_at, LearnedTemplate.id)
     ).all()
-    return [Learned(row.id, row.learned_at, row.distance, attempt) for row, attempt in rows]
+    return [
+        Learned(row.id, row.learned_at, row.distance, attempt, pictures and thumbnails.has(user.id, row.template()))
+        for row, attempt in rows
+    ]
+
+
+def template_of(user, learned_id):
+    """Return the template of `user`'s learned template `learned_id`, or None (not theirs, or it does not load)."""
+    row = db.session.get(LearnedTemplate, learned_id)
+    return row.template() if row is not None and row.user_id == user.id else None
 
 
 def _rows(user):
@@ -66,7 +78,9 @@ def learn_from_login(user, decision, attempt=None):
         return None
     try:
         old = _rows(user)
-        for row in old[: max(0, len(old) - cfg["LEARN_SLOTS"] + 1)]:
+        evicted = old[: max(0, len(old) - cfg["LEARN_SLOTS"] + 1)]
+        evicted_templates = [row.template() for row in evicted]
+        for row in evicted:
             db.session.delete(row)  # the oldest make room
         learned = LearnedTemplate(
             user_id=user.id,
@@ -83,7 +97,20 @@ def learn_from_login(user, decision, attempt=None):
         db.session.rollback()
         current_app.logger.warning("could not keep a learned template of user %s: %s", user.id, e)
         return None
+    thumbnails.remove(user.id, evicted_templates)
+    _keep_picture(user, decision)
     return learned
+
+
+def _keep_picture(user, decision):
+    """Keep the thumbnail of a learned template, from the frame it was encoded in; a failure is only logged."""
+    if decision.snapshot is None or decision.box is None:
+        return
+    try:
+        thumbnails.save(user.id, decision.encoding.tolist(), thumbnails.picture(decision.snapshot, decision.box))
+    except OSError as e:
+        # The template is kept; the page shows "no picture" for it.
+        current_app.logger.warning("could not keep the picture of a learned template of user %s: %s", user.id, e)
 
 
 def remove(user, learned_id):
@@ -91,24 +118,29 @@ def remove(user, learned_id):
     row = db.session.get(LearnedTemplate, learned_id)
     if row is None or row.user_id != user.id:
         return False
+    template = row.template()
     db.session.delete(row)
     user.faces_updated_at = utcnow()
     db.session.commit()
+    thumbnails.remove(user.id, [template])
     return True
 
 
 def forget(user):
-    """Remove every learned template of `user` (the caller commits)."""
+    """Remove every learned template of `user` (the caller commits, then removes their thumbnails)."""
     db.session.execute(db.delete(LearnedTemplate).where(LearnedTemplate.user_id == user.id))
     user.faces_updated_at = utcnow()
 
 
 def prune(user, enrolled):
-    """Remove (the caller commits) `user`'s learned templates that are no longer near the `enrolled` ones."""
+    """Remove `user`'s learned templates no longer near the `enrolled` ones; return them (the caller commits)."""
     # After an enrolled photo is removed, a learned template may only have been close to that one.
     bar = learning_bars(current_app.config)["max_distance"]
+    pruned = []
     for row in _rows(user):
         template = row.template()
         if template is None or not enrolled or faces.face_distance(enrolled, template).min() > bar:
             db.session.delete(row)
             user.faces_updated_at = utcnow()
+            pruned.append(template)
+    return pruned

@@ -36,6 +36,15 @@ def send_face_photo(user_id):
     return send_file(path, mimetype="image/jpeg", max_age=0)
 
 
+def send_private(path):
+    """Answer with the JPEG at `path`, never kept by the browser, or 404 if `path` is None or missing."""
+    if path is None or not os.path.isfile(path):
+        abort(404)
+    response = send_file(path, mimetype="image/jpeg", max_age=0)
+    response.headers["Cache-Control"] = "no-store"  # a face: not for the browser's cache, nor the next person
+    return response
+
+
 def make_folder(path):
     """Create folder `path` (and its parents) if needed; the folder itself is 0700."""
     os.makedirs(path, mode=PRIVATE_FOLDER, exist_ok=True)

@@ -1,10 +1,10 @@
 """The logged-in person's own page: greeting, their face photo, adding or removing face photos and learned ones."""
 
-from flask import Blueprint, flash, g, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 
 from facelogin.engine.camera import CameraError
 from facelogin.forms import ActionForm, PhotoForm, first_error, posted_pictures
-from facelogin.services import enrolment, learning, storage
+from facelogin.services import enrolment, learning, storage, thumbnails
 from facelogin.services.capacity import heavy
 from facelogin.services.enrolment import EnrollError
 from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, client_address, current_device, login_required
@@ -22,7 +22,8 @@ def _page(error=None, status=200):
         photo_form=PhotoForm(),
         has_photo=storage.has_face_photo(g.user),
         templates=templates,
-        learned=learning.learned_of(g.user),
+        pictures=[thumbnails.has(g.user.id, t) for t in templates or ()],
+        learned=learning.learned_of(g.user, pictures=True),
         error=error or (enrolment.TEMPLATES_UNREADABLE if templates is None else None),
     ), status
 
@@ -57,18 +58,69 @@ def add():
     return redirect(url_for("account.protected"))
 
 
+@bp.get("/faces/<int:number>/picture")
+@login_required
+def picture(number):
+    """Serve the thumbnail of the logged-in user's face template `number` (1-based), to that user only."""
+    templates = g.user.templates() or []
+    if not 1 <= number <= len(templates):
+        abort(404)
+    return thumbnails.send(g.user.id, templates[number - 1])
+
+
+@bp.get("/learned/<int:learned_id>/picture")
+@login_required
+def learned_picture(learned_id):
+    """Serve the thumbnail of one of the logged-in user's learned templates, to that user only."""
+    return thumbnails.send(g.user.id, learning.template_of(g.user, learned_id))
+
+
 @bp.post("/faces/capture")
 @login_required
 @heavy
 def capture():
-    """Add another photo of the logged-in user, taken with the kiosk camera."""
+    """Take another photo of the logged-in user with the kiosk camera, check it, and show it to confirm."""
     if current_device() is None:
         return _page(NEEDS_KIOSK_FOR_CAMERA, 403)
     try:
-        enrolment.add_template(g.user, enrolment.take_photo(posted_pictures()), client_address())
+        enrolment.capture_to_add(g.user, posted_pictures(), client_address())
     except (EnrollError, CameraError) as e:
         return _page(str(e), e.status)
+    return redirect(url_for("account.confirm"))
+
+
+@bp.route("/faces/camera", methods=("GET", "POST"))
+@login_required
+@heavy
+def confirm():
+    """Show the kiosk photo just taken; a POST adds it as another photo of the logged-in user."""
+    if enrolment.captured_path(enrolment.ADDING) is None:
+        flash("Take a photo first - or add a photo file.")
+        return redirect(url_for("account.protected"))
+    form = ActionForm()
+    if not form.validate_on_submit():
+        status = 400 if form.is_submitted() else 200
+        return render_template("protected_camera.html", form=form, error=first_error(form)), status
+    try:
+        enrolment.add_captured(g.user, client_address())
+    except EnrollError as e:
+        return render_template("protected_camera.html", form=form, error=str(e)), e.status
     flash(ADDED)
+    return redirect(url_for("account.protected"))
+
+
+@bp.get("/faces/camera/photo")
+@login_required
+def captured_photo():
+    """Serve the logged-in user's unconfirmed kiosk photo, to this session only."""
+    return storage.send_private(enrolment.captured_path(enrolment.ADDING))
+
+
+@bp.post("/faces/camera/discard")
+@login_required
+def discard():
+    """Throw the kiosk photo away and go back to the user's page."""
+    enrolment.discard_capture(enrolment.ADDING)
     return redirect(url_for("account.protected"))
 
 

@@ -54,12 +54,12 @@ def register():
 @bp.post("/capture")
 @heavy
 def capture():
-    """Take a photo for registration and keep it, server-side, until the person confirms it."""
+    """Take a photo for registration, check it at once, and keep a good one until the person confirms it."""
     if current_device() is None:
         return render_template("register.html", form=RegisterForm(), error=NEEDS_KIOSK_FOR_CAMERA), 403
     try:
-        enrolment.keep_capture(enrolment.take_photo(posted_pictures()))
-    except CameraError as e:
+        enrolment.capture_to_register(posted_pictures(), client_address())
+    except (CameraError, EnrollError) as e:
         return render_template("register.html", form=RegisterForm(), error=str(e)), e.status
     return redirect(url_for("register.confirm"))
 

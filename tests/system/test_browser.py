@@ -318,3 +318,79 @@ def test_an_administrators_face_is_refused_with_the_password_form_open(page, sit
     page.get_by_role("button", name="Log in", exact=True).click()
     page.wait_for_url("**/protected")
     expect(page.get_by_role("link", name="Admin")).to_be_visible()
+
+
+# --- registration and face photos with the kiosk camera (issue 13) ------------------------------
+
+
+def test_server_camera_registration_refuses_a_bad_picture_at_once(page, site, photos, tmp_path):
+    from playwright.sync_api import expect
+
+    from media import scene, two_people
+
+    grace, luis = load_bgr(photos["grace"]), load_bgr(photos["luis"])
+    cameras = {
+        "We found 2 faces": write_video(tmp_path / "two.avi", [two_people(grace, luis)] * 6),
+        "We could not find a face": write_video(tmp_path / "empty.avi", [scene(i) for i in range(6)]),
+    }
+    page.goto("/register")
+    for message, clip in cameras.items():
+        site.app.config["CAMERA_SOURCE"] = clip
+        page.get_by_role("button", name="Take photo with the kiosk camera").click()
+        expect(page.get_by_role("alert")).to_contain_text(message)
+        # Still the register page (the answer to the POST): no confirmation page, no name asked for this picture.
+        expect(page.get_by_role("heading", name="Register", exact=True)).to_be_visible()
+        assert "/register/camera" not in page.url
+    shot(page, "register-refused")
+    site.app.config["CAMERA_SOURCE"] = site.defaults["CAMERA_SOURCE"]  # Grace alone: a good picture
+    page.get_by_role("button", name="Take photo with the kiosk camera").click()
+    page.wait_for_url("**/register/camera")
+    expect(page.get_by_role("button", name="Register with this photo")).to_be_visible()
+
+
+@pytest.fixture(scope="module")
+def crowded_browser(chromium, photos, tmp_path_factory):
+    """A Chromium whose fake camera shows two people side by side."""
+    from media import two_people
+
+    frame = two_people(load_bgr(photos["grace"]), load_bgr(photos["luis"]))
+    browser = launch(chromium, write_y4m(tmp_path_factory.mktemp("crowd") / "two.y4m", [frame] * 4))
+    yield browser
+    browser.close()
+
+
+def test_browser_camera_registration_refuses_two_faces_at_once(crowded_browser, site, open_page):
+    from playwright.sync_api import expect
+
+    site.reset(CAMERA_MODE="browser")
+    page = open_page(crowded_browser)
+    page.goto("/register")
+    page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+    page.get_by_role("button", name="Take photo with the kiosk camera").click()
+    status = page.locator("form[data-capture-form] [data-status]")
+    expect(status).to_contain_text("We found 2 faces")
+    expect(status).to_have_attribute("role", "alert")
+    assert page.url.endswith("/register")
+
+
+def test_face_photos_show_thumbnails_and_a_camera_photo_is_confirmed_first(page, site, photos):
+    from playwright.sync_api import expect
+
+    site.register("grace", photos["grace"])
+    page.goto("/login")
+    page.get_by_text("Log in with your password instead").click()
+    page.get_by_label("Username", exact=True).fill("grace")
+    page.get_by_label("Password", exact=True).fill("correct horse")
+    page.get_by_role("button", name="Log in", exact=True).click()
+    page.wait_for_url("**/protected")
+    thumbs = page.locator(".template-list img.thumb")
+    expect(thumbs).to_have_count(1)
+    page.get_by_role("button", name="Take another photo with the kiosk camera").click()
+    page.wait_for_url("**/protected/faces/camera")
+    page.wait_for_function("() => document.querySelector('img.camera').naturalWidth > 0")
+    page.get_by_role("button", name="Add this photo").click()
+    page.wait_for_url("**/protected")
+    expect(page.get_by_role("status").first).to_contain_text("Photo added")
+    expect(thumbs).to_have_count(2)
+    page.wait_for_function("() => [...document.querySelectorAll('img.thumb')].every(i => i.naturalWidth > 0)")
+    shot(page, "protected-photos")

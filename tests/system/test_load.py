@@ -110,6 +110,7 @@ def test_mixed_load_keeps_everything_consistent(tmp_path, photos):
     # Each face belongs to one account at most: Grace (before the load), Luis and Eileen once each.
     assert len(users) <= 3, users
     known = sorted(os.listdir(tmp_path / "known_faces"))
-    assert known == sorted(f"{i}.jpg" for i in users.values())  # each row has its photo, and only those
+    # Each row has its photo and its thumbnails' folder, and only those.
+    assert known == sorted(name for i in users.values() for name in (f"{i}.jpg", f"{i}"))
     leftovers = [n for n in os.listdir(tmp_path / "uploads") if n not in ("attempts", "captures")]
     assert leftovers == []

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from werkzeug.datastructures import MultiDict
 
+from facelogin.services import thumbnails
 from models import User, db
 
 
@@ -133,8 +134,10 @@ def test_50mb_body_is_refused_before_it_is_read(client, stored_files, user_count
 def test_client_file_names_are_never_used(app, client, photos, filename, stored_files):
     response = _post(client, open(photos["grace"], "rb").read(), filename=filename)
     assert response.status_code == 302
-    names = [path.rsplit("/", 1)[-1] for path in stored_files()]
-    assert names == ["1.jpg"]  # the server's own name, nothing else anywhere
+    with app.app_context():
+        thumbnail = thumbnails.path(1, db.session.get(User, 1).templates()[0]).rsplit("/", 1)[-1]
+    names = [path.rsplit("/", 2)[-2:] for path in stored_files()]
+    assert names == [["known_faces", "1.jpg"], ["1", thumbnail]]  # the server's own names, nothing else anywhere
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ def test_delete_asks_first_then_removes_everything(app, admin, stored_files, use
     response = admin.post("/admin/users/1/delete")
     assert response.headers["Location"] == "/admin"
     assert _user(app, "grace") is None and user_count() == 2
-    assert [f.rsplit("/", 1)[-1] for f in stored_files()] == ["2.jpg"]
+    assert [f.split("/")[-2:][0] for f in stored_files()] == ["known_faces", "2"]  # 2.jpg, 2/<thumbnail>.jpg
     assert b"grace was deleted" in admin.get("/admin").data
 
 
@@ -99,7 +99,7 @@ def test_reset_face_turns_face_login_off_until_a_new_photo(app, admin, kiosk, st
     admin.post("/admin/users/1/reset-face")
     with app.app_context():
         assert db.session.get(User, 1).face_encodings == []
-    assert [f.rsplit("/", 1)[-1] for f in stored_files()] == ["2.jpg"]
+    assert [f.split("/")[-2:][0] for f in stored_files()] == ["known_faces", "2"]  # 2.jpg, 2/<thumbnail>.jpg
     admin.post("/logout")
     response = kiosk.face_login()  # the camera shows Grace
     assert response.status_code == 401 and b"Face not recognised" in response.data
@@ -138,7 +138,8 @@ def test_after_a_face_reset_a_new_photo_turns_face_login_back_on(app, admin, kio
             "/protected/faces", data={"photo": (f, "me.jpg")}, content_type="multipart/form-data"
         )
     assert response.headers["Location"] == "/protected"
-    assert sorted(f.rsplit("/", 1)[-1] for f in stored_files()) == ["1.jpg", "2.jpg"]
+    assert [f.split("/")[-1] for f in stored_files() if f.split("/")[-2] == "known_faces"] == ["1.jpg", "2.jpg"]
+    assert len([f for f in stored_files() if f.split("/")[-2] == "1"]) == 1  # the new photo's thumbnail
     kiosk.client.post("/logout")
     assert kiosk.face_login().headers["Location"] == "/protected"
 
@@ -149,14 +150,13 @@ def test_a_squatted_face_is_shown_and_the_reset_lets_its_owner_enrol(app, client
         data = {"username": "grace", "password": "squatter pass", "photo": (f, "her.jpg")}
         squatter.post("/register", data=data, environ_base={"REMOTE_ADDR": "192.0.2.66"})
     kiosk.look(media["grace_altered"])  # the real Grace, at the kiosk camera
-    client.post("/register/capture")
-    refused = client.post("/register/camera", data={"username": "g.hopper", "password": "correct horse"})
+    refused = client.post("/register/capture")  # refused at once: no name asked
     assert refused.status_code == 400 and b"please ask staff" in refused.data
     runner.invoke(args=["users", "create-admin", "boss"], input="s3cret pass\ns3cret pass\n")
     kiosk.password_login("boss", "s3cret pass")
     conflicts = client.get("/admin").get_data(as_text=True).split('id="conflicts"')[1].split('id="attempts"')[0]
     assert "face already held by <strong>grace</strong>" in conflicts and 'src="/admin/users/1/photo"' in conflicts
-    assert "g.hopper" in conflicts and "kiosk camera" in conflicts and "127.0.0.1" in conflicts
+    assert "no name yet" in conflicts and "kiosk camera" in conflicts and "127.0.0.1" in conflicts
     assert 'href="/admin/users/1/reset-face"' in conflicts
     app.config["WTF_CSRF_ENABLED"] = True
     assert client.post("/admin/users/1/reset-face").status_code == 400  # CSRF, as every admin action
