@@ -83,7 +83,7 @@
     setBusy(form, false, message);
     status.classList.add("error");
     status.setAttribute("role", "alert");
-    form.dispatchEvent(new CustomEvent("kiosk:refused"));  // stage.js waits before trying again
+    form.dispatchEvent(new CustomEvent("kiosk:refused", { bubbles: true })); // stage.js keeps it, and waits
   }
 
   // Post the form with camera frames attached; follow a redirect, else show the refusal.

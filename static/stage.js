@@ -25,6 +25,7 @@
   const MOVED = 0.05; // a face centre moving more than this (of the frame) is not holding still
   const READ_CHALLENGE = 800; // ms to read the movement asked before the pictures start
   const MEMORY = "kiosk-refusals"; // survives the page a refused server-mode login returns
+  const KEEP_ERROR = 6000; // ms an error (a refused photo) stays on the status line
 
   let steadySince = null;
   let lastFace = null;
@@ -32,6 +33,7 @@
   let starting = false;
   let said = null;
   let frame = { w: 640, h: 480 };
+  let errorAt = 0;
 
   // Refusals in a row with the same face in view, and when the last one was.
   function refusals() {
@@ -67,9 +69,10 @@
   }
 
   function say(text) {
-    if (form && form.classList.contains("looking")) return; // kiosk.js says what is happening
+    if (document.querySelector("form.looking")) return; // kiosk.js says what is happening
     if (status.classList.contains("error")) {
-      if (waiting()) return; // the refusal stays until the pause is over or the person leaves
+      // A refusal stays until the pause is over or the person leaves; any other error a while.
+      if (waiting() || Date.now() - errorAt < KEEP_ERROR) return;
       status.classList.remove("error");
       status.setAttribute("role", "status");
     }
@@ -163,6 +166,7 @@
 
   // Without hands-free, a face in place is told to press the button (and the movement to make).
   function readyText() {
+    if (stage.dataset.ready) return stage.dataset.ready;
     const challenge = document.querySelector("[data-challenge] .challenge-text");
     if (!challenge) return "Ready: press \u201cLog in with my face\u201d";
     const movement = challenge.textContent.trim();
@@ -208,7 +212,7 @@
 
   async function loop() {
     let next = EVERY;
-    if (!document.hidden && !(form && form.classList.contains("looking"))) {
+    if (!document.hidden && !document.querySelector("form.looking")) {
       try {
         const response = await ask();
         if (response && response.status === 403) return; // not a kiosk: nothing to look at
@@ -226,5 +230,8 @@
     else remember(null);
     form.addEventListener("kiosk:refused", refused);
   }
+  document.addEventListener("kiosk:refused", () => {
+    errorAt = Date.now();
+  });
   loop();
 })();

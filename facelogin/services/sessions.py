@@ -142,6 +142,11 @@ def spoken_duration(seconds):
     return f"{total} second{'s' if total != 1 else ''}"
 
 
+# Requests a page makes by itself (the camera view, files): they are not the person's activity,
+# so they never keep an idle session alive.
+BY_ITSELF = frozenset({"camera.look", "camera.stream", "static"})
+
+
 def load_logged_in_user():
     """Put the logged-in user (or None) on `g`, ending sessions that are stale, idle or too old."""
     g.user = None
@@ -165,7 +170,8 @@ def load_logged_in_user():
         logout_user()  # the old cookie stops working too
         flash(SESSION_TOO_OLD.format(max_hours))
         return
-    session["seen"] = clock().timestamp()
+    if request.endpoint not in BY_ITSELF:
+        session["seen"] = clock().timestamp()
     g.user = user
 
 

@@ -367,7 +367,7 @@ def test_browser_camera_registration_refuses_two_faces_at_once(crowded_browser, 
     page.goto("/register")
     page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
     page.get_by_role("button", name="Take photo with the kiosk camera").click()
-    status = page.locator("form[data-capture-form] [data-status]")
+    status = page.locator("[data-stage] [data-status]")  # the status line over the camera view
     expect(status).to_contain_text("We found 2 faces")
     expect(status).to_have_attribute("role", "alert")
     assert page.url.endswith("/register")

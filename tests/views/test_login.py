@@ -125,6 +125,19 @@ def test_idle_session_expires(app, kiosk, photos):
 IDLE = b"You were logged out after 2 minutes without activity"
 
 
+def test_the_camera_view_asking_by_itself_does_not_keep_a_session_alive(app, kiosk, photos, clock, monkeypatch):
+    from facelogin.services import sessions
+
+    monkeypatch.setattr(sessions, "clock", clock)
+    kiosk.register("grace", photos["grace"])
+    kiosk.password_login("grace", "correct horse")
+    for _ in range(5):  # the page's looks and stylesheet, 30 s apart: not the person's activity
+        clock.advance(30)
+        assert kiosk.client.get("/camera/look").status_code == 200
+        kiosk.client.get("/static/style.css").close()
+    assert kiosk.client.get("/protected").status_code == 302  # 150 s without the person: logged out
+
+
 def test_an_idle_logout_is_explained_on_the_login_page(app, kiosk, photos, clock, monkeypatch):
     from facelogin.services import sessions
 
