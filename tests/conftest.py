@@ -131,6 +131,14 @@ def kiosk(app, client):
 
 
 @pytest.fixture
+def grace_in(kiosk, photos):
+    """Grace, registered with her photo file and logged in with her password, at the kiosk."""
+    kiosk.register("grace", photos["grace"])
+    kiosk.password_login("grace", "correct horse")
+    return kiosk
+
+
+@pytest.fixture
 def stored_files(app):
     """Return a function listing every file kept in the upload and known-faces folders."""
 

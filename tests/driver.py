@@ -81,3 +81,9 @@ class Kiosk:
     def password_login(self, username, password):
         """Use the password fallback."""
         return self.client.post("/login/password", data={"username": username, "password": password})
+
+    def add_photo(self, path):
+        """Add another photo file on the logged-in user's page."""
+        with open(path, "rb") as f:
+            data = {"photo": (f, "more.jpg")}
+            return self.client.post("/protected/faces", data=data, content_type="multipart/form-data")

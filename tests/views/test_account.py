@@ -1,23 +1,7 @@
 """Several face templates per user: add (same person only), remove, and matching uses the closest."""
 
-import pytest
-
 from facelogin.services.gallery import get_gallery
 from models import User, db, utcnow
-
-
-@pytest.fixture
-def grace_in(kiosk, photos):
-    kiosk.register("grace", photos["grace"])
-    kiosk.password_login("grace", "correct horse")
-    return kiosk
-
-
-def _add(kiosk, path):
-    with open(path, "rb") as f:
-        return kiosk.client.post(
-            "/protected/faces", data={"photo": (f, "more.jpg")}, content_type="multipart/form-data"
-        )
 
 
 def _templates(app):
@@ -26,7 +10,7 @@ def _templates(app):
 
 
 def test_add_another_photo_of_the_same_person(app, grace_in, media):
-    response = _add(grace_in, media["grace_altered"])
+    response = grace_in.add_photo(media["grace_altered"])
     assert response.status_code == 302 and len(_templates(app)) == 2
     page = grace_in.client.get("/protected").data
     assert b"knows you from 2 photos" in page and b"Remove photo 2" in page
@@ -49,26 +33,26 @@ def test_the_file_input_and_its_button_are_announced_differently(grace_in):
 
 
 def test_photo_of_someone_else_is_refused(app, grace_in, photos):
-    response = _add(grace_in, photos["luis"])
+    response = grace_in.add_photo(photos["luis"])
     assert response.status_code == 400 and b"does not look like your other photos" in response.data
     assert len(_templates(app)) == 1
 
 
 def test_photo_without_one_face_is_refused(app, grace_in, media):
-    response = _add(grace_in, media["two_faces"])
+    response = grace_in.add_photo(media["two_faces"])
     assert response.status_code == 400 and b"We found 2 faces" in response.data
 
 
 def test_at_most_max_templates(app, grace_in, media):
     app.config["MAX_TEMPLATES"] = 2
-    _add(grace_in, media["grace_altered"])
-    response = _add(grace_in, media["grace_altered"])
+    grace_in.add_photo(media["grace_altered"])
+    response = grace_in.add_photo(media["grace_altered"])
     assert response.status_code == 409 and b"remove one before adding another" in response.data
     assert len(_templates(app)) == 2
 
 
 def test_remove_keeps_at_least_one(app, grace_in, media):
-    _add(grace_in, media["grace_altered"])
+    grace_in.add_photo(media["grace_altered"])
     first = _templates(app)[0]
     assert grace_in.client.post("/protected/faces/2/delete").status_code == 302
     assert _templates(app) == [first]
@@ -80,7 +64,7 @@ def test_remove_keeps_at_least_one(app, grace_in, media):
 def test_matching_uses_the_closest_template(app, kiosk, grace_in, media):
     # Replace the registration template with a far one, keep a real second one:
     # the login must succeed on the second template.
-    _add(grace_in, media["grace_altered"])
+    grace_in.add_photo(media["grace_altered"])
     with app.app_context():
         user = User.by_username("grace")
         user.face_encodings = [[0.5] * 128, user.face_encodings[1]]

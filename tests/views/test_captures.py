@@ -105,14 +105,6 @@ def test_the_confirmation_checks_again_that_the_face_is_new(app, kiosk, client, 
 # --- adding a photo with the kiosk camera, on the user's own page ------------------------------
 
 
-@pytest.fixture
-def grace_in(kiosk, photos):
-    """Grace, registered with her photo file and logged in with her password."""
-    kiosk.register("grace", photos["grace"])
-    kiosk.password_login("grace", "correct horse")
-    return kiosk
-
-
 def _template_count(app):
     with app.app_context():
         return len(User.by_username("grace").templates())

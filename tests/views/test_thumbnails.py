@@ -11,19 +11,6 @@ from facelogin.services import thumbnails
 from models import LearnedTemplate, User, db
 
 
-@pytest.fixture
-def grace_in(kiosk, photos):
-    """Grace, registered with her photo file and logged in with her password."""
-    kiosk.register("grace", photos["grace"])
-    kiosk.password_login("grace", "correct horse")
-    return kiosk
-
-
-def _add(kiosk, path):
-    with open(path, "rb") as f:
-        return kiosk.client.post("/protected/faces", data={"photo": (f, "more.jpg")})
-
-
 def _pictures(app, user_id=1):
     """Return the thumbnail files of a user."""
     folder = os.path.join(app.config["KNOWN_FACES_FOLDER"], str(user_id))
@@ -35,7 +22,7 @@ def _decode(response):
 
 
 def test_each_photo_is_shown_by_a_thumbnail_to_its_owner_only(app, kiosk, grace_in, media, photos):
-    _add(grace_in, media["grace_altered"])
+    grace_in.add_photo(media["grace_altered"])
     page = grace_in.client.get("/protected").get_data(as_text=True)
     assert 'src="/protected/faces/1/picture"' in page and 'src="/protected/faces/2/picture"' in page
     picture = grace_in.client.get("/protected/faces/2/picture")
@@ -60,11 +47,11 @@ def test_thumbnails_are_private_files(app, grace_in):
 
 def test_removing_a_photo_removes_its_thumbnail_only(app, grace_in, media):
     first = _pictures(app)
-    _add(grace_in, media["grace_altered"])
+    grace_in.add_photo(media["grace_altered"])
     assert len(_pictures(app)) == 2
     grace_in.client.post("/protected/faces/2/delete")
     assert _pictures(app) == first
-    _add(grace_in, media["grace_altered"])
+    grace_in.add_photo(media["grace_altered"])
     grace_in.client.post("/protected/faces/1/delete")  # the first goes; the new one is now photo 1
     assert len(_pictures(app)) == 1 and _pictures(app) != first
     assert grace_in.client.get("/protected/faces/1/picture").status_code == 200
@@ -125,7 +112,7 @@ def test_a_learned_thumbnail_goes_when_a_newer_login_takes_its_slot(app, learned
 
 
 def test_a_learned_thumbnail_goes_when_removing_a_photo_prunes_it(app, learned, media):
-    _add(learned, media["grace_altered"])
+    learned.add_photo(media["grace_altered"])
     assert len(_pictures(app)) == 3
     app.config["LEARN_MAX_DISTANCE"] = 0.0  # no learned template is near enough to what is left
     learned.client.post("/protected/faces/2/delete")
