@@ -35,21 +35,24 @@
   let frame = { w: 640, h: 480 };
   let errorAt = 0;
 
+  let kept = null; // the same, in case the browser keeps no sessionStorage: then for this page only
+
   // Refusals in a row with the same face in view, and when the last one was.
   function refusals() {
     try {
-      return JSON.parse(sessionStorage.getItem(MEMORY)) || { count: 0, at: 0 };
+      return JSON.parse(sessionStorage.getItem(MEMORY)) || kept || { count: 0, at: 0 };
     } catch {
-      return { count: 0, at: 0 };
+      return kept || { count: 0, at: 0 };
     }
   }
 
   function remember(value) {
+    kept = value;
     try {
       if (value) sessionStorage.setItem(MEMORY, JSON.stringify(value));
       else sessionStorage.removeItem(MEMORY);
     } catch {
-      // Private mode without storage: the back-off then lasts for this page only.
+      // No storage: `kept` holds it.
     }
   }
 
