@@ -155,3 +155,9 @@ def test_the_purge_notice_is_owed_once(app, people, clock, monkeypatch):
         db.session.commit()
         assert privacy.purge_notice(grace) is None
         assert privacy.purge_notice(User.by_username("luis")) is None
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "365"])
+def test_face_retention_days_is_checked(make_app, bad):
+    with pytest.raises(ValueError, match="FACE_RETENTION_DAYS"):
+        make_app(FACE_RETENTION_DAYS=bad)
