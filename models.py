@@ -96,6 +96,9 @@ class User(db.Model):
     # Set whenever the templates change; the in-memory face index watches it.
     faces_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When `flask faces purge` last deleted this account's face data (FACE_RETENTION_DAYS); it is
+    # also the faces_updated_at it set, so a face added since makes the account a candidate again.
+    face_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A fresh random value per login: a session cookie is valid only while it
     # carries the current one, so logging out kills copies of the old cookie too.
     session_token: Mapped[str | None] = mapped_column(String(64))

@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 
 from facelogin.config import challenge_bars
 from facelogin.engine import evaluate, plot
-from facelogin.services import accounts, health, sessions
+from facelogin.services import accounts, health, privacy, sessions
 from facelogin.services.gallery import get_gallery
 from models import User, db, reseal_templates, template_cipher
 
@@ -177,6 +177,24 @@ def rekey_command():
     click.echo(f"Sealed the face templates of {reseal_templates()} users with the new key.")
 
 
+@faces_cli.command("purge")
+@click.option("--dry-run", is_flag=True, help="List the accounts due, without deleting anything.")
+def purge_command(dry_run):
+    """Delete the face data of accounts with no login for FACE_RETENTION_DAYS days (safe to run from cron)."""
+    days = current_app.config["FACE_RETENTION_DAYS"]
+    if not days:
+        click.echo("FACE_RETENTION_DAYS is 0: face data is kept, nothing to purge")
+        return
+    done = privacy.purge(dry_run=dry_run)
+    if dry_run:
+        for item in done:
+            click.echo(f"{item.user.username}  last seen {_when(item.last_seen)}  due since {_when(item.due_at)}")
+        click.echo(f"{len(done)} accounts due: no login for {days} days (dry run: nothing deleted)")
+        return
+    # One line, for cron's mail; who was purged stays in users.face_purged_at.
+    click.echo(f"deleted the face data of {len(done)} accounts with no login for {days} days")
+
+
 @faces_cli.command("check")
 @click.argument("photo", type=click.Path(exists=True, dir_okay=False))
 def check_command(photo):
@@ -256,7 +274,7 @@ def list_command():
 @click.argument("username")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete_command(username, yes):
-    """Delete USERNAME: the account, its face templates and its face photo."""
+    """Delete USERNAME: the account and all its face data; login attempts keep no link to it."""
     user = _user_or_fail(username)
     if not yes:
         click.confirm(f"Delete {user.username} and their face data?", abort=True)

@@ -78,6 +78,9 @@ def defaults(app):
         REGISTER_RATE_WINDOW=600,
         SAVE_FAILED_SNAPSHOTS=False,
         SNAPSHOT_RETENTION_DAYS=7,
+        # Face data (templates, face photo, thumbnails) of an account with no login for this many days
+        # is deleted by `flask faces purge` (services/privacy.py); the account stays. 0 keeps it for ever.
+        FACE_RETENTION_DAYS=365,
         MIN_FACE_HEIGHT=80,
         # The enrolment quality gate (engine/quality.py; login frames are never gated). Measured on the
         # fixture photos: the good ones, a 30-degree three-quarter view among them, pass; blurred,
@@ -226,6 +229,9 @@ def check(app):
     if not isinstance(cfg["FACE_GUARD_FLOOR"], int | float) or not 0 <= cfg["FACE_GUARD_FLOOR"] <= 1:
         raise ValueError(f"FACE_GUARD_FLOOR must be a distance from 0 to 1, not {cfg['FACE_GUARD_FLOOR']!r}")
     _check_learning(cfg)
+    retention = cfg["FACE_RETENTION_DAYS"]
+    if not isinstance(retention, int) or isinstance(retention, bool) or retention < 0:
+        raise ValueError(f"FACE_RETENTION_DAYS must be a whole number of days, 0 to keep face data, not {retention!r}")
     try:
         templates.cipher_for(cfg["FACE_TEMPLATE_KEY"])
     except (ValueError, TypeError) as e:

@@ -74,6 +74,14 @@ class PasswordLoginForm(FlaskForm):
     password = PasswordField("Password", validators=[InputRequired("Enter your password")])
 
 
+class PasswordCheckForm(FlaskForm):
+    """The logged-in person's password again, before an action that cannot be undone."""
+
+    password = PasswordField(
+        "Your password", validators=[InputRequired("Enter your password"), Length(max=PASSWORD_LENGTH[1])]
+    )
+
+
 def posted_pictures():
     """Return readers of the camera pictures the kiosk browser posted as `frame` files, in order."""
     return [f.read for f in request.files.getlist("frame") if f.filename]

@@ -160,3 +160,23 @@ def test_liveness_off_warns_at_start_up(make_app, caplog):
     caplog.clear()
     make_app(LIVENESS=None)  # the shipped default
     assert not any("LIVENESS=off" in r.getMessage() for r in caplog.records)
+
+
+def test_faces_purge_is_safe_from_cron_and_dry_run_lists_who(app, runner, kiosk, photos, stored_files, clock):
+    from datetime import timedelta
+
+    from models import utcnow
+
+    kiosk.register("grace", photos["grace"])
+    result = runner.invoke(args=["faces", "purge"])
+    assert result.exit_code == 0 and result.output == "deleted the face data of 0 accounts with no login for 365 days\n"
+    clock.now = utcnow() + timedelta(days=366)
+    result = runner.invoke(args=["faces", "purge", "--dry-run"])
+    assert result.exit_code == 0 and result.output.startswith("grace  last seen ")
+    assert "1 accounts due" in result.output and len(stored_files()) == 2  # photo and thumbnail kept
+    for _ in range(2):  # a second run, as a second cron job would, finds nothing left
+        result = runner.invoke(args=["faces", "purge"])
+        assert result.exit_code == 0 and len(result.output.splitlines()) == 1
+    assert "of 0 accounts" in result.output and stored_files() == []
+    app.config["FACE_RETENTION_DAYS"] = 0
+    assert "face data is kept" in runner.invoke(args=["faces", "purge"]).output

@@ -2,10 +2,10 @@
 
 from typing import NamedTuple
 
-from facelogin.services import learning, storage, thumbnails
+from facelogin.services import learning, privacy, storage
 from facelogin.services.attempts import is_locked
 from facelogin.services.sessions import PASSWORD_HELP, PASSWORD_LENGTH, USERNAME_HELP, USERNAME_RULE, hash_password
-from models import LoginAttempt, User, db, utcnow
+from models import LoginAttempt, User, db
 
 
 class AccountError(Exception):
@@ -33,28 +33,13 @@ def promote(user):
 
 
 def delete_user(user):
-    """Delete the user's row and templates (learned ones too), then their face photo and thumbnails.
-
-    Login attempts keep no link.
-    """
-    user_id, path = user.id, storage.known_face_path(user.id)
-    db.session.delete(user)
-    db.session.commit()
-    # The row is gone first: a photo without a row is harmless, a row pointing to
-    # a missing photo would show a broken picture.
-    storage.remove(path)
-    thumbnails.remove_all(user_id)
+    """Delete the account and all its face data; login attempts keep no link (privacy.delete_account)."""
+    privacy.delete_account(user)
 
 
 def reset_face(user):
-    """Forget the user's face: templates (learned ones too), photo and thumbnails; face login off until a new photo."""
-    user.face_encodings = []
-    learning.forget(user)
-    user.faces_updated_at = utcnow()  # the gallery rebuilds without them
-    user.face_failures, user.face_locked_until, user.face_disabled = 0, None, False
-    db.session.commit()
-    storage.remove(storage.known_face_path(user.id))
-    thumbnails.remove_all(user.id)
+    """Forget the user's face data; face login off until a new photo (privacy.erase_face)."""
+    privacy.erase_face(user)
 
 
 def unlock(user):

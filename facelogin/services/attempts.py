@@ -358,6 +358,14 @@ def face_attempt(mode, username, password, address, posted=(), nonce=None):
         log_attempt(mode, "error", "busy", address, claimed=claimed, challenge=challenge)
         return Outcome(None, BUSY, 503)
     matched = db.session.get(User, decision.label) if decision.label is not None else None
+    if decision.label is not None and (matched is None or not matched.templates()):
+        # This process's index may predate an erasure made by another process (services/privacy.py):
+        # the face must still be enrolled in the database now, or it is a stranger's, and nothing
+        # measured against the erased face is kept.
+        matched = None
+        decision = decision._replace(
+            label=None, reason="not_recognised", distance=float("inf"), margin=float("nan"), snapshot=None
+        )
     if matched is None or not password_ok:
         if claimed is not None:
             record_failure(claimed, "face")

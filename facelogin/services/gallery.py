@@ -93,6 +93,14 @@ class Gallery:
                 return
         self._index = faces.FaceIndex.from_users(self._load())
 
+    def forget(self, user_id):
+        """Drop `user_id`'s templates from the index now, without waiting for the next look at the database."""
+        # Erasure (services/privacy.py) calls this after its commit, so this process forgets the
+        # face before the response returns; other processes are made safe by the login's own
+        # re-read of the matched user (attempts.face_attempt), whatever their index still holds.
+        with self._lock:
+            self._index = self._index.replace([(user_id, [])])
+
     def index(self):
         """Return the FaceIndex, brought up to date first if the database changed since the last look."""
         signature = self._current_signature()

@@ -1,13 +1,24 @@
-"""The logged-in person's own page: greeting, their face photo, adding or removing face photos and learned ones."""
+"""The logged-in person's own page: greeting, their face photo, adding or removing face photos and learned ones,
+and their own data: download it, delete the face data, delete the account."""
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+import json
 
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+
+from facelogin.engine import limits
 from facelogin.engine.camera import CameraError
-from facelogin.forms import ActionForm, PhotoForm, first_error, posted_pictures
-from facelogin.services import enrolment, learning, storage, thumbnails
+from facelogin.forms import ActionForm, PasswordCheckForm, PhotoForm, first_error, posted_pictures
+from facelogin.services import attempts, enrolment, learning, privacy, storage, thumbnails
 from facelogin.services.capacity import heavy
 from facelogin.services.enrolment import EnrollError
-from facelogin.services.sessions import NEEDS_KIOSK_FOR_CAMERA, client_address, current_device, login_required
+from facelogin.services.sessions import (
+    NEEDS_KIOSK_FOR_CAMERA,
+    client_address,
+    current_device,
+    login_required,
+    logout_user,
+    verify_password,
+)
 
 bp = Blueprint("account", __name__, url_prefix="/protected")
 ADDED = "Photo added: the kiosk now knows you from one more picture."
@@ -144,3 +155,68 @@ def forget(learned_id):
         return _page("There is no such learned template", 404)
     flash("Learned template removed: the kiosk no longer uses it.")
     return redirect(url_for("account.protected"))
+
+
+# --- the person's own data --------------------------------------------------------------------
+
+FACE_DELETED = "Your face data was deleted. Face login is off: log in with your password; add a photo to use it again."
+ACCOUNT_DELETED = "Your account and all its face data were deleted."
+EXPORT_ON_KIOSK = (
+    "Download your data on your own phone or computer: a file saved here would stay on this kiosk "
+    "for the next person. Log in there with your username and password."
+)
+
+
+@bp.route("/face/delete", methods=("GET", "POST"))
+@login_required
+def delete_face():
+    """Ask for confirmation of deleting the logged-in user's face data; the confirming POST deletes it."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        status = 400 if form.is_submitted() else 200
+        return render_template("protected_confirm.html", form=form, action="face", error=first_error(form)), status
+    enrolment.discard_capture(enrolment.ADDING)  # a kiosk photo waiting to be added is a face too
+    privacy.erase_face(g.user)
+    flash(FACE_DELETED)
+    return redirect(url_for("account.protected"))
+
+
+@bp.route("/delete", methods=("GET", "POST"))
+@login_required
+def delete_account():
+    """Ask for the password to delete the logged-in user's account; the confirming POST deletes it."""
+    form = PasswordCheckForm()
+    if not form.validate_on_submit():
+        status = 400 if form.is_submitted() else 200
+        return render_template("protected_confirm.html", form=form, action="account", error=first_error(form)), status
+    # The password again: a session left open on a kiosk must not let the next person delete the
+    # account. Guesses count against the account's password lockout, like the login's.
+    if wait := attempts.claim_account(g.user, "password"):
+        error = f"Too many wrong passwords - please wait {wait} seconds and try again"
+        return render_template("protected_confirm.html", form=form, action="account", error=error), 429
+    try:
+        right = verify_password(g.user, form.password.data)
+    except limits.Busy:
+        return render_template("protected_confirm.html", form=form, action="account", error=attempts.BUSY), 503
+    if not right:
+        error = "Wrong password - the account was not deleted"
+        return render_template("protected_confirm.html", form=form, action="account", error=error), 401
+    enrolment.discard_capture(enrolment.ADDING)
+    user = g.user
+    logout_user()
+    privacy.delete_account(user)
+    flash(ACCOUNT_DELETED)
+    return redirect(url_for("login.home"))
+
+
+@bp.get("/data.json")
+@login_required
+def export():
+    """Answer with everything kept about the logged-in user as a JSON file (?with=templates adds the numbers)."""
+    if current_device() is not None:
+        return _page(EXPORT_ON_KIOSK, 409)
+    data = privacy.export(g.user, with_templates=request.args.get("with") == "templates")
+    response = current_app.response_class(json.dumps(data, indent=2) + "\n", mimetype="application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="{g.user.username}-data.json"'
+    response.headers["Cache-Control"] = "no-store"  # personal data: not for the browser's cache
+    return response

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from markupsafe import Markup
 
 from facelogin.forms import ActionForm
-from facelogin.services import accounts, health, learning, sessions, storage
+from facelogin.services import accounts, health, learning, privacy, sessions, storage
 from models import User, db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -27,15 +27,15 @@ class Action(NamedTuple):
 ACTIONS = {
     "delete": Action(
         "Delete {name}?",
-        "The account, its face templates and its photo are removed for good. "
-        "Past login attempts stay in the log without the name.",
+        "The account, its face templates (learned ones too), its photo and thumbnails are removed for good. "
+        "Past login attempts stay in the log without the name or any measure of the face.",
         "Delete the account",
         accounts.delete_user,
         "{name} was deleted.",
     ),
     "reset-face": Action(
         "Reset {name}'s face?",
-        "Their face templates and photo are removed. Face login stays off for them "
+        "Their face templates (learned ones too), photo and thumbnails are removed. Face login stays off for them "
         "until they log in with their password and add a new photo.",
         "Reset the face",
         accounts.reset_face,
@@ -95,6 +95,8 @@ def index():
         # Drawn by engine/plot.py from numbers only; every text in it is escaped there.
         histogram=Markup(health.histogram(recognition)),
         form=ActionForm(),
+        purge_due=privacy.due_for_purge(),
+        last_purge=privacy.last_purge(),
     )
 
 

@@ -3,7 +3,7 @@
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from facelogin.forms import ActionForm, FaceLoginForm, PasswordLoginForm, first_error, posted_pictures
-from facelogin.services import attempts, health
+from facelogin.services import attempts, health, privacy
 from facelogin.services.capacity import heavy
 from facelogin.services.sessions import (
     NEEDS_KIOSK_TO_LOGIN,
@@ -49,7 +49,10 @@ def _finish_login(outcome):
     """Log the user in and go to their page, or show why not."""
     if outcome.user is None:
         return _login_page(outcome.message, outcome.status, outcome.ask_password)
+    notice = privacy.purge_notice(outcome.user)  # read before this login becomes the last one
     login_user(outcome.user)
+    if notice:
+        flash(notice)
     return redirect(safe_next(request.args.get("next")) or url_for("account.protected"))
 
 
