@@ -20,7 +20,7 @@ from facelogin.config import LOGIN_MODES, challenge_bars
 from facelogin.engine import faces, limits, liveness
 from facelogin.engine.camera import CameraError, kiosk_frames
 from facelogin.services import health, learning, storage, throttle
-from facelogin.services.gallery import get_gallery
+from facelogin.services.gallery import get_gallery, still_matches
 from facelogin.services.sessions import check_password, hashing, verify_password
 from models import LoginAttempt, LoginChallenge, User, as_utc, db, utcnow
 
@@ -358,6 +358,9 @@ def face_attempt(mode, username, password, address, posted=(), nonce=None):
         log_attempt(mode, "error", "busy", address, claimed=claimed, challenge=challenge)
         return Outcome(None, BUSY, 503)
     matched = db.session.get(User, decision.label) if decision.label is not None else None
+    if matched is not None and not still_matches(matched.id, decision.encoding, tolerance):
+        # The index is a notification behind: this face was reset or removed elsewhere just now.
+        matched, decision = None, decision._replace(label=None, reason="not_recognised")
     if matched is None or not password_ok:
         if claimed is not None:
             record_failure(claimed, "face")

@@ -59,7 +59,7 @@ def _vector(seed):
 def test_changes_are_read_incrementally_and_deletions_in_full(app, monkeypatch):
     loads = []
     real_load = Gallery._load
-    monkeypatch.setattr(Gallery, "_load", lambda self, since=None: loads.append(since) or real_load(self, since))
+    monkeypatch.setattr(Gallery, "_load", lambda self, since=None, ids=None: loads.append(since) or real_load(self, since, ids))
     with app.app_context():
         gallery = get_gallery()
         db.session.add_all([User(username=f"u{i}", password_hash="x", face_encodings=[_vector(i)]) for i in range(3)])
