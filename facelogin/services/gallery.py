@@ -49,6 +49,7 @@ class Listener(threading.Thread):
         # A weak reference: a discarded app (the tests make many) takes its listener down with it.
         self.gallery = weakref.ref(gallery)
         self.ready = threading.Event()  # set while LISTEN is in force on a live connection
+        self.tried = threading.Event()  # set once the first connection was tried, whatever came of it
         self.stopping = threading.Event()
         self.connections = 0  # connections made so far (each one began with a full refresh)
         self.connection = None
@@ -74,13 +75,17 @@ class Listener(threading.Thread):
                 with self.connect() as conn:
                     self.connection = conn
                     conn.execute(f"LISTEN {CHANNEL}")
-                    # LISTEN first, then the refresh: a change committed after the refresh's
-                    # snapshot is heard, one before it is read. Missed ones are read either way.
-                    self.connections += 1
-                    self._tell("*")
-                    self.ready.set()
-                    wait = LISTEN_RETRY[0]
-                    self._listen(conn)
+                    if self._notifying(conn):
+                        # LISTEN first, then the refresh: a change committed after the refresh's
+                        # snapshot is heard, one before it is read. Missed ones are read either way.
+                        self.connections += 1
+                        self._tell("*")
+                        self.ready.set()
+                        self.tried.set()
+                        wait = LISTEN_RETRY[0]
+                        self._listen(conn)
+                    else:
+                        wait = LISTEN_RETRY[1]  # until `flask db upgrade` has run
             except psycopg.errors.InvalidCatalogName as e:
                 log.error("the gallery listener stops: %s", e)
                 return
@@ -89,8 +94,17 @@ class Listener(threading.Thread):
             finally:
                 self.ready.clear()
                 self.connection = None
+                self.tried.set()
             self.stopping.wait(wait)
             wait = min(wait * 2, LISTEN_RETRY[1])
+
+    @staticmethod
+    def _notifying(conn):
+        """Return True if the database has migration 0007's triggers; else say so (the gallery polls meanwhile)."""
+        found = conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname = 'users_gallery_notify'").fetchone()[0]
+        if not found:
+            log.warning("the database sends no face change notifications yet: run `flask db upgrade`")
+        return bool(found)
 
     def _listen(self, conn):
         """Pass notifications on until stopped; a dead connection raises within LISTEN_CHECK seconds."""
@@ -153,7 +167,7 @@ class Gallery:
                 if self.listener is None:
                     listener = Listener(self._listen_url, self)
                     listener.start()
-                    listener.ready.wait(READY_WAIT)
+                    listener.tried.wait(READY_WAIT)
                     self.listener = listener
         return self.listener.ready.is_set()
 
@@ -164,15 +178,20 @@ class Gallery:
         token = uuid.uuid4().hex
         with self._heard:
             self._syncs[token] = False
-        # Notifications arrive in commit order: once this one is heard, so is every earlier one.
-        with db.engine.connect() as conn:
-            conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"sync:{token}"})
-            conn.commit()
-        with self._heard:
-            if not self._heard.wait_for(lambda: self._syncs[token], SYNC_WAIT):
-                log.warning("the gallery did not hear its sync notification: reading every user again")
-                self._everything = True
-            del self._syncs[token]
+        try:
+            # Notifications arrive in commit order: once this one is heard, so is every earlier one.
+            with db.engine.connect() as conn:
+                conn.execute(
+                    text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"sync:{token}"}
+                )
+                conn.commit()
+            with self._heard:
+                if not self._heard.wait_for(lambda: self._syncs[token], SYNC_WAIT):
+                    log.warning("the gallery did not hear its sync notification: reading every user again")
+                    self._everything = True
+        finally:
+            with self._heard:
+                del self._syncs[token]
 
     def _take_heard(self):
         """Return (everything, user ids) heard since the last call, and forget them."""

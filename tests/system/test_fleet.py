@@ -213,3 +213,15 @@ def test_two_processes_enrolling_one_face_at_once_make_one_account(fleet, tmp_pa
         for child in children:
             child.stdin.close()
             child.wait(timeout=30)
+
+
+def test_before_the_notifying_migration_the_processes_poll(fleet, photos):
+    front = fleet()
+    assert front.test_cli_runner().invoke(args=["db", "downgrade", "0006"]).exit_code == 0
+    back = fleet()
+    with back.app_context():
+        assert len(get_gallery().index()) == 0 and not get_gallery().listener.ready.is_set()
+    with front.app_context(), open(photos["grace"], "rb") as f:
+        grace = enrolment.register_user("grace", "correct horse", f.read()).id
+    with back.app_context():
+        assert set(get_gallery().index().labels) == {grace}  # seen by polling the users table
