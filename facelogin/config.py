@@ -25,6 +25,9 @@ def defaults(app):
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "kiosk.sqlite"),
         UPLOAD_FOLDER=os.path.join(app.root_path, "uploads"),
         KNOWN_FACES_FOLDER=os.path.join(app.root_path, "known_faces"),
+        # PostgreSQL: the app's processes hear of face changes on a LISTEN connection (services/gallery.py).
+        # Behind a transaction-pooling PgBouncer, which cannot LISTEN, give a direct URL to the server here.
+        GALLERY_LISTEN_URL=None,
         KEEP_UPLOADS=False,
         CAPTURE_KEEP_SECONDS=600,  # an unconfirmed kiosk-camera photo is deleted after this
         CAMERA_SOURCE=0,

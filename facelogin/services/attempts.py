@@ -20,7 +20,7 @@ from facelogin.config import LOGIN_MODES, challenge_bars
 from facelogin.engine import faces, limits, liveness
 from facelogin.engine.camera import CameraError, kiosk_frames
 from facelogin.services import health, learning, storage, throttle
-from facelogin.services.gallery import get_gallery
+from facelogin.services.gallery import get_gallery, still_matches
 from facelogin.services.sessions import check_password, hashing, verify_password
 from models import LoginAttempt, LoginChallenge, User, as_utc, db, utcnow
 
@@ -358,11 +358,13 @@ def face_attempt(mode, username, password, address, posted=(), nonce=None):
         log_attempt(mode, "error", "busy", address, claimed=claimed, challenge=challenge)
         return Outcome(None, BUSY, 503)
     matched = db.session.get(User, decision.label) if decision.label is not None else None
-    if decision.label is not None and (matched is None or not matched.templates()):
-        # This process's index may predate an erasure made by another process (services/privacy.py):
-        # the face must still be enrolled in the database now, or it is a stranger's, and nothing
-        # measured against the erased face is kept.
+    if matched is not None and not still_matches(matched.id, decision.encoding, tolerance):
         matched = None
+    if decision.label is not None and matched is None:
+        # This process's index may be behind the database: the face was erased, reset or removed in
+        # another process a moment ago (a notification behind on PostgreSQL, a poll behind on SQLite).
+        # The face must still match what is stored now, or it is a stranger's, and nothing measured
+        # against the erased face is kept.
         decision = decision._replace(
             label=None, reason="not_recognised", distance=float("inf"), margin=float("nan"), snapshot=None
         )

@@ -20,7 +20,7 @@ from facelogin.config import photo_limits
 from facelogin.engine import faces, limits, quality
 from facelogin.engine.camera import CameraError, kiosk_frames
 from facelogin.services import attempts, learning, storage, throttle, thumbnails
-from facelogin.services.gallery import get_gallery
+from facelogin.services.gallery import enrolling, get_gallery
 from facelogin.services.sessions import hash_password
 from models import LoginAttempt, User, db, utcnow
 
@@ -121,8 +121,8 @@ def _stage_upload(photo):
 
 
 # Checking that a face is new and saving it must not interleave with another
-# enrolment in this process, or two accounts racing with one face could both
-# pass the check. (Across processes the window remains: see SECURITY.md.)
+# enrolment, or two accounts racing with one face could both pass the check:
+# in this process (ENROL_LOCK) nor in another on the same database (enrolling()).
 ENROL_LOCK = threading.Lock()
 
 
@@ -252,7 +252,7 @@ def register_user(username, password, photo, address=None, mode="register"):
         if User.by_username(username):
             raise EnrollError(NAME_TAKEN, 409)
         password_hash, face_jpeg = hash_password(password), faces.encode_jpeg(faces.face_crop(rgb, box))
-        with ENROL_LOCK:
+        with ENROL_LOCK, enrolling():
             check_new_face(encoding)
             user = save_user(username, password_hash, [encoding.tolist()], face_jpeg, [thumbnails.picture(rgb, box)])
         saved = True
@@ -315,7 +315,7 @@ def add_template(user, photo_bytes, address=None):
     """Add a face template from another photo of `user`; refuse a different or foreign face."""
     templates = _templates_of(user)
     rgb, encoding, box = _another_face(templates, photo_bytes)
-    with conflicts_recorded("add-photo", user.username, address, user), ENROL_LOCK:
+    with conflicts_recorded("add-photo", user.username, address, user), ENROL_LOCK, enrolling():
         check_new_face(encoding, user)
         _store_template(user, templates + [encoding.tolist()], rgb, box)
 

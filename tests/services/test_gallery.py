@@ -1,11 +1,14 @@
 """The gallery: app processes sharing one database see each other's changes at once, read incrementally."""
 
+import sqlite3
+
 import numpy as np
+import pytest
 from driver import Kiosk, register_kiosk
 from sqlalchemy import LargeBinary, type_coerce, update
 
 from facelogin.services import gallery as gallery_module
-from facelogin.services.gallery import Gallery, get_gallery
+from facelogin.services.gallery import Gallery, enrolling, get_gallery, still_matches
 from models import User, db, utcnow
 
 
@@ -59,7 +62,9 @@ def _vector(seed):
 def test_changes_are_read_incrementally_and_deletions_in_full(app, monkeypatch):
     loads = []
     real_load = Gallery._load
-    monkeypatch.setattr(Gallery, "_load", lambda self, since=None: loads.append(since) or real_load(self, since))
+    monkeypatch.setattr(
+        Gallery, "_load", lambda self, since=None, ids=None: loads.append(since) or real_load(self, since, ids)
+    )
     with app.app_context():
         gallery = get_gallery()
         db.session.add_all([User(username=f"u{i}", password_hash="x", face_encodings=[_vector(i)]) for i in range(3)])
@@ -92,3 +97,103 @@ def test_changes_are_read_incrementally_and_deletions_in_full(app, monkeypatch):
         monkeypatch.setattr(gallery_module, "COUNT_EVERY", 0.0)
         index = gallery.index()
         assert loads[-1] is None and sorted(set(index.labels)) == [2, 3]
+
+
+def test_notifications_name_the_users_to_read_again():
+    gallery = Gallery()
+    gallery._take_heard()  # the first lookup reads everyone; start from there
+    for payload in ("enrol:3", "faces:4", "learned:4", "delete:9", "sync:nobody-waits"):
+        gallery.notified(payload)
+    assert gallery._take_heard() == (False, {3, 4, 9}) and gallery._syncs == {}
+    # Anything else (a reconnection, an unknown kind, a damaged payload) reads everyone.
+    for payload in ("*", "purge:3", "faces:3; drop", ""):
+        gallery.notified("enrol:3")
+        gallery.notified(payload)
+        assert gallery._take_heard() == (True, set()), payload
+
+
+def test_too_many_changes_at_once_read_everyone(monkeypatch):
+    monkeypatch.setattr(gallery_module, "PENDING_LIMIT", 2)
+    gallery = Gallery()
+    gallery._take_heard()
+    for user_id in range(3):
+        gallery.notified(f"enrol:{user_id}")
+    assert gallery._take_heard() == (True, set())
+
+
+def test_heard_changes_are_kept_when_reading_them_fails(app, monkeypatch):
+    gallery = Gallery()
+    gallery._take_heard()
+    gallery.notified("faces:1")
+
+    def broken(self, since=None, ids=None):
+        raise RuntimeError("the database went away")
+        yield
+
+    monkeypatch.setattr(Gallery, "_load", broken)
+    with app.app_context(), pytest.raises(RuntimeError):
+        gallery._apply_heard()
+    assert gallery._take_heard() == (True, set())
+
+
+def test_heard_users_are_read_again_and_deleted_ones_dropped(app):
+    gallery = Gallery()
+    with app.app_context():
+        db.session.add_all([User(username=f"u{i}", password_hash="x", face_encodings=[_vector(i)]) for i in range(3)])
+        db.session.commit()
+        gallery._apply_heard()  # everyone, as after the listener connects
+        assert sorted(set(gallery._index.labels)) == [1, 2, 3]
+        db.session.get(User, 2).face_encodings = [_vector(20)]
+        db.session.delete(db.session.get(User, 3))
+        db.session.commit()
+        for payload in ("faces:2", "delete:3"):
+            gallery.notified(payload)
+        gallery._apply_heard()
+        index = gallery._index
+        assert sorted(set(index.labels)) == [1, 2] and index.identify(_vector(20)).label == 2
+        assert index.identify(_vector(1)).distance > 0.5
+
+
+@pytest.mark.parametrize(
+    ("settings", "url"),
+    [
+        ({"SQLALCHEMY_DATABASE_URI": "sqlite:///site.sqlite"}, None),
+        (
+            {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://k:pw@db:5432/site?sslmode=require"},
+            "postgresql://k:pw@db:5432/site?sslmode=require",
+        ),
+        (
+            {
+                "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://k:pw@pgbouncer/site",
+                "GALLERY_LISTEN_URL": "postgresql+psycopg://k:pw@db/site",
+            },
+            "postgresql://k:pw@db/site",
+        ),
+    ],
+)
+def test_the_listener_connects_straight_to_postgresql(settings, url):
+    assert gallery_module.listen_url(settings) == url
+
+
+def test_a_login_is_refused_when_the_stored_face_no_longer_matches(app, kiosk, photos):
+    kiosk.register("grace", photos["grace"])
+    with app.app_context():
+        grace = User.by_username("grace")
+        encoding = np.asarray(grace.templates()[0])
+        assert still_matches(grace.id, encoding, 0.1)
+        grace.face_encodings = []  # a face reset that this process's index has not seen yet
+        db.session.commit()
+        assert not still_matches(grace.id, encoding, 0.6)
+        assert not still_matches(grace.id + 1, encoding, 0.6)  # a deleted user has no templates
+
+
+def test_enrolling_on_sqlite_holds_the_write_lock(app):
+    other = sqlite3.connect(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///"), timeout=0)
+    with app.app_context():
+        with enrolling():
+            # Another process cannot enrol between this one's check and its insert.
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("DELETE FROM users")
+            db.session.rollback()
+        other.execute("DELETE FROM users")  # the lock went with the transaction
+    other.close()
