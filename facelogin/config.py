@@ -78,6 +78,9 @@ def defaults(app):
         REGISTER_RATE_WINDOW=600,
         SAVE_FAILED_SNAPSHOTS=False,
         SNAPSHOT_RETENTION_DAYS=7,
+        # Face data of accounts not logged in for this many days is deleted (`flask faces purge`); 0 keeps it.
+        # The consent notice (templates/_consent_notice.html) tells people this period.
+        FACE_RETENTION_DAYS=365,
         MIN_FACE_HEIGHT=80,
         # The enrolment quality gate (engine/quality.py; login frames are never gated). Measured on the
         # fixture photos: the good ones, a 30-degree three-quarter view among them, pass; blurred,
@@ -218,6 +221,9 @@ def check(app):
     ):
         if not isinstance(cfg[key], int | float) or cfg[key] <= 0:
             raise ValueError(f"{key} must be a positive number, not {cfg[key]!r}")
+    days = cfg["FACE_RETENTION_DAYS"]
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise ValueError(f"FACE_RETENTION_DAYS must be a whole number of days, 0 to keep, not {days!r}")
     for key in ("ENROL_MIN_SHARPNESS", "ENROL_MIN_OPENNESS", "ENROL_MIN_EVEN_LIGHT"):  # 0: that check is off
         if not isinstance(cfg[key], int | float) or cfg[key] < 0:
             raise ValueError(f"{key} must be a number of at least 0, not {cfg[key]!r}")

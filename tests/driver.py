@@ -56,10 +56,12 @@ class Kiosk:
     def __init__(self, app, client):
         self.app, self.client = app, client
 
-    def register(self, username="grace", photo=None, password="correct horse", **extra):
-        """POST the registration form with a photo file."""
+    def register(self, username="grace", photo=None, password="correct horse", consent="y", **extra):
+        """POST the registration form with a photo file, the consent box ticked unless consent=None."""
         with open(photo, "rb") as f:
             data = {"username": username, "password": password, "photo": (f, "face.jpg"), **extra}
+            if consent is not None:
+                data["consent"] = consent
             return self.client.post("/register", data=data, content_type="multipart/form-data")
 
     def look(self, source):
