@@ -49,7 +49,7 @@ def test_register_with_anything(app, photos, media):
         response = app.test_client().post(
             "/register",
             content_type="multipart/form-data",
-            data={"username": username, "password": password, "photo": (io.BytesIO(data), name or "x")},
+            data={"username": username, "password": password, "consent": "y", "photo": (io.BytesIO(data), name or "x")},
         )
         assert response.status_code < 500
         seen.add(response.status_code)

@@ -210,7 +210,13 @@ def test_register_with_csrf_token_from_the_form(app, client, photos, user_count)
     page = client.get("/register").get_data(as_text=True)
     token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
     with open(photos["grace"], "rb") as f:
-        data = {"csrf_token": token, "username": "grace", "password": "correct horse", "photo": (f, "a.jpg")}
+        data = {
+            "csrf_token": token,
+            "username": "grace",
+            "password": "correct horse",
+            "consent": "y",
+            "photo": (f, "a.jpg"),
+        }
         response = client.post("/register", data=data, content_type="multipart/form-data")
     assert response.status_code == 302 and user_count() == 1
 
@@ -247,7 +253,7 @@ def test_refused_registrations_are_rate_limited_per_address(app, kiosk, photos, 
 
     def register(name, photo, address="10.0.0.3"):
         with open(photos[photo], "rb") as f:
-            data = {"username": name, "password": "correct horse", "photo": (f, "face.jpg")}
+            data = {"username": name, "password": "correct horse", "consent": "y", "photo": (f, "face.jpg")}
             return kiosk.client.post("/register", data=data, environ_base={"REMOTE_ADDR": address})
 
     assert register("grace", "grace").status_code == register("luis", "luis").status_code == 302  # never counted
