@@ -150,3 +150,17 @@ def test_a_person_is_enrolled_with_the_good_photos_and_each_bad_one_reported(
     assert calls == [2, 2]  # enrolment photos are encoded with ENROL_JITTERS
     with app.app_context():
         assert len(User.by_username("grace").face_encodings) == 2
+
+
+def test_import_needs_the_consent_the_operator_collected(app, runner, people, stored_files, user_count):
+    refused = runner.invoke(args=["faces", "import", people, "--workers", "1"])
+    assert refused.exit_code == 2 and "--consent" in refused.output
+    blank = runner.invoke(args=["faces", "import", people, "--consent", " ", "--workers", "1"])
+    assert blank.exit_code == 2 and "notice's version" in blank.output
+    assert user_count() == 0 and stored_files() == []
+    runner.invoke(args=["faces", "import", people, "--consent", "paper-2026", "--workers", "1"])
+    with app.app_context():
+        users = db.session.execute(db.select(User)).scalars().all()
+        assert len(users) == 2 and {(u.consent_version, u.consented_at is not None) for u in users} == {
+            ("paper-2026", True)
+        }
