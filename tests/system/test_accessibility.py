@@ -85,7 +85,7 @@ def test_the_error_pages(page, site, photos):
         expect(page.get_by_role("alert")).to_contain_text("busy")
     audit(page, "error-503")
     page.goto("/register")
-    page.locator("form.stack input[name=csrf_token]").evaluate("e => e.remove()")
+    page.locator("form[enctype='multipart/form-data'] input[name=csrf_token]").evaluate("e => e.remove()")
     fill_registration(page, photos["grace"])
     expect(page.get_by_role("alert")).to_contain_text("expired")
     audit(page, "error-400-csrf")
