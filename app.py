@@ -4,7 +4,7 @@ from flask import Flask
 
 from facelogin import commands, config
 from facelogin.extensions import csrf, migrate
-from facelogin.services import gallery, health, sessions, storage
+from facelogin.services import consent, gallery, health, sessions, storage
 from facelogin.views import account, admin, camera, errors, kiosks, login, register
 from models import check_template_key, db
 
@@ -33,4 +33,5 @@ def create_app(test_config=None):
     commands.init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    consent.check(app)  # the notice's version is read from its template, which an operator edits
     return app

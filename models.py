@@ -109,6 +109,10 @@ class User(db.Model):
     face_disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     password_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     password_locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The consent to keep face data (services/consent.py): the notice's version agreed to, and when.
+    # None for a password-only account, and for accounts enrolled before consent was asked.
+    consent_version: Mapped[str | None] = mapped_column(String(32))
+    consented_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         # Usernames are ASCII by validation, so lower() folds case the same way

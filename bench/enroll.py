@@ -24,7 +24,8 @@ import numpy as np  # noqa: E402
 from app import create_app  # noqa: E402
 from bench import common  # noqa: E402
 from facelogin.services import importer  # noqa: E402
-from models import db  # noqa: E402
+from facelogin.services.consent import Consent  # noqa: E402
+from models import db, utcnow  # noqa: E402
 
 
 def make_people(folder, count):
@@ -63,7 +64,7 @@ def run(people, workers, folder):
         db.create_all()
         start = time.perf_counter()
         jobs, summary = importer.plan(people)
-        for _ in importer.enrol(jobs, summary, workers):
+        for _ in importer.enrol(jobs, summary, workers, agreed=Consent("bench", utcnow())):
             pass
         return time.perf_counter() - start, summary
 

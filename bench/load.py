@@ -209,7 +209,7 @@ def prepare_site(folder, **settings):
         response = app.test_client().post(
             "/register",
             content_type="multipart/form-data",
-            data={"username": USERNAME, "password": PASSWORD, "photo": (f, "grace.jpg")},
+            data={"username": USERNAME, "password": PASSWORD, "consent": "y", "photo": (f, "grace.jpg")},
         )
     assert response.status_code == 302, response.status
     with app.app_context():

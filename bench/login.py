@@ -85,7 +85,7 @@ def enrol(app):
         response = app.test_client().post(
             "/register",
             content_type="multipart/form-data",
-            data={"username": "grace", "password": "correct horse battery", "photo": (f, "grace.jpg")},
+            data={"username": "grace", "password": "correct horse battery", "consent": "y", "photo": (f, "grace.jpg")},
         )
     assert response.status_code == 302, response.data[-400:]
 

@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 
 from facelogin.config import challenge_bars
 from facelogin.engine import evaluate, plot
-from facelogin.services import accounts, health, privacy, sessions
+from facelogin.services import accounts, consent, health, privacy, sessions
 from facelogin.services.gallery import get_gallery
 from models import User, db, reseal_templates, template_cipher
 
@@ -214,6 +214,13 @@ def check_command(photo):
         click.echo("no users enrolled")
 
 
+def _consent_version(ctx, param, value):
+    """Refuse a --consent version that does not fit the account's record."""
+    if not 0 < len(value.strip()) <= consent.VERSION_LENGTH:
+        raise click.BadParameter(f"give the notice's version, 1 to {consent.VERSION_LENGTH} characters")
+    return value.strip()
+
+
 @faces_cli.command("import")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--workers", type=click.IntRange(1), help="Processes encoding photos [default: all cores].")
@@ -222,11 +229,19 @@ def check_command(photo):
     type=click.Path(dir_okay=False),
     help="Append the new users' passwords to this file (mode 0600) instead of printing them.",
 )
-def import_command(folder, workers, passwords):
+@click.option(
+    "--consent",
+    "consent_version",
+    required=True,
+    callback=_consent_version,
+    help="The version of the consent notice every person in FOLDER agreed to (on paper, say): recorded on each "
+    "account with the time of the import. Required: nobody's face is enrolled without a consent record.",
+)
+def import_command(folder, workers, passwords, consent_version):
     """Enrol everybody in FOLDER: FOLDER/<username>.jpg or FOLDER/<username>/*.jpg (up to MAX_TEMPLATES)."""
     from facelogin.services import importer  # its worker pool is needed by this command only
 
-    importer.import_folder(folder, workers, passwords)
+    importer.import_folder(folder, consent_version, workers, passwords)
 
 
 def _user_or_fail(username):

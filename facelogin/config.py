@@ -83,6 +83,7 @@ def defaults(app):
         SNAPSHOT_RETENTION_DAYS=7,
         # Face data (templates, face photo, thumbnails) of an account with no login for this many days
         # is deleted by `flask faces purge` (services/privacy.py); the account stays. 0 keeps it for ever.
+        # The consent notice (templates/_consent_notice.html) tells people this period.
         FACE_RETENTION_DAYS=365,
         MIN_FACE_HEIGHT=80,
         # The enrolment quality gate (engine/quality.py; login frames are never gated). Measured on the
@@ -224,6 +225,9 @@ def check(app):
     ):
         if not isinstance(cfg[key], int | float) or cfg[key] <= 0:
             raise ValueError(f"{key} must be a positive number, not {cfg[key]!r}")
+    days = cfg["FACE_RETENTION_DAYS"]
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise ValueError(f"FACE_RETENTION_DAYS must be a whole number of days, 0 to keep, not {days!r}")
     for key in ("ENROL_MIN_SHARPNESS", "ENROL_MIN_OPENNESS", "ENROL_MIN_EVEN_LIGHT"):  # 0: that check is off
         if not isinstance(cfg[key], int | float) or cfg[key] < 0:
             raise ValueError(f"{key} must be a number of at least 0, not {cfg[key]!r}")
@@ -232,9 +236,6 @@ def check(app):
     if not isinstance(cfg["FACE_GUARD_FLOOR"], int | float) or not 0 <= cfg["FACE_GUARD_FLOOR"] <= 1:
         raise ValueError(f"FACE_GUARD_FLOOR must be a distance from 0 to 1, not {cfg['FACE_GUARD_FLOOR']!r}")
     _check_learning(cfg)
-    retention = cfg["FACE_RETENTION_DAYS"]
-    if not isinstance(retention, int) or isinstance(retention, bool) or retention < 0:
-        raise ValueError(f"FACE_RETENTION_DAYS must be a whole number of days, 0 to keep face data, not {retention!r}")
     try:
         templates.cipher_for(cfg["FACE_TEMPLATE_KEY"])
     except (ValueError, TypeError) as e:

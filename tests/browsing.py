@@ -77,11 +77,12 @@ class Site:
             return f"/kiosks/enrol/{sessions.add_device(name or f'kiosk-{secrets.token_hex(4)}')}"
 
     def register(self, username, photo, password="correct horse"):
-        """Enrol a user directly, through the same registration code as the pages."""
+        """Enrol a user directly, through the same registration code as the pages (with their consent)."""
+        from facelogin.services import consent
         from facelogin.services.enrolment import register_user
 
         with self.app.app_context():
-            register_user(username, password, photo)
+            register_user(username, password, photo, agreed=consent.given("y"))
 
 
 def launch(chromium, camera_clip):

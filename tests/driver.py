@@ -56,10 +56,12 @@ class Kiosk:
     def __init__(self, app, client):
         self.app, self.client = app, client
 
-    def register(self, username="grace", photo=None, password="correct horse", **extra):
-        """POST the registration form with a photo file."""
+    def register(self, username="grace", photo=None, password="correct horse", consent="y", **extra):
+        """POST the registration form with a photo file, the consent box ticked unless consent=None."""
         with open(photo, "rb") as f:
             data = {"username": username, "password": password, "photo": (f, "face.jpg"), **extra}
+            if consent is not None:
+                data["consent"] = consent
             return self.client.post("/register", data=data, content_type="multipart/form-data")
 
     def look(self, source):
@@ -78,12 +80,16 @@ class Kiosk:
             data.setdefault("nonce", nonce or self.challenge()[1])
         return self.client.post("/login", data=data)
 
+    def register_password_only(self, username="grace", password="correct horse"):
+        """POST the "Register without face login" form."""
+        return self.client.post("/register/password", data={"username": username, "password": password})
+
     def password_login(self, username, password):
         """Use the password fallback."""
         return self.client.post("/login/password", data={"username": username, "password": password})
 
-    def add_photo(self, path):
-        """Add another photo file on the logged-in user's page."""
+    def add_photo(self, path, consent=None):
+        """Add another photo file on the logged-in user's page (the consent box ticked with consent="y")."""
         with open(path, "rb") as f:
-            data = {"photo": (f, "more.jpg")}
+            data = {"photo": (f, "more.jpg")} | ({"consent": consent} if consent is not None else {})
             return self.client.post("/protected/faces", data=data, content_type="multipart/form-data")

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from facelogin.config import photo_limits
 from facelogin.engine import faces, limits, quality
 from facelogin.engine.camera import CameraError, kiosk_frames
-from facelogin.services import attempts, learning, storage, throttle, thumbnails
+from facelogin.services import attempts, consent, learning, storage, throttle, thumbnails
 from facelogin.services.gallery import enrolling, get_gallery
 from facelogin.services.sessions import hash_password
 from models import LoginAttempt, User, db, utcnow
@@ -168,21 +168,28 @@ def record_conflict(conflict, mode, username, address, user=None):
         current_app.logger.error("could not record a refused face: %s", e)
 
 
-def save_user(username, password_hash, templates, face_jpeg, pictures=()):
+def save_user(username, password_hash, templates, face_jpeg, pictures=(), agreed=None):
     """Write a user row, its known_faces/<id>.jpg and the thumbnails of its templates together, or none.
 
     `pictures` holds the thumbnail JPEG of each template, in order (None, or fewer: none kept).
+    Templates are kept only with `agreed`, the person's consent.Consent, recorded on the row;
+    no templates and no `face_jpeg` make a password-only account.
     """
+    if templates and agreed is None:
+        raise EnrollError(consent.REFUSED)
     face_file = user_id = None
     committed = False
     try:
         user = User(username=username, password_hash=password_hash, face_encodings=templates, faces_updated_at=utcnow())
+        if templates:
+            consent.record(user, agreed)
         db.session.add(user)
         db.session.flush()  # assigns the id that names the face photo
         user_id = user.id
         face_file = storage.known_face_path(user_id)
         thumbnails.remove_all(user_id)  # a reused id: a new user has no pictures yet
-        storage.write_atomically(face_file, face_jpeg)
+        if face_jpeg is not None:
+            storage.write_atomically(face_file, face_jpeg)
         for template, jpeg in zip(templates, pictures, strict=False):
             if jpeg is not None:
                 thumbnails.save(user_id, template, jpeg)
@@ -235,11 +242,14 @@ def check_kiosk_photo(jpeg, address=None):
         throttle.release(limit)  # a good photo is not a refusal; the registration itself is counted again
 
 
-def register_user(username, password, photo, address=None, mode="register"):
+def register_user(username, password, photo, address=None, mode="register", agreed=None):
     """Create a user from a name, a password and a photo (upload, bytes or path); on failure keep nothing.
 
+    `agreed` (the person's consent.Consent) is required and recorded: without it the photo is not even staged.
     A face already enrolled is refused with FACE_REFUSED and recorded (as `mode`, from `address`) for /admin.
     """
+    if agreed is None:
+        raise EnrollError(consent.REFUSED)
     limit = _claim_registration(address)
     staged = None
     saved = False
@@ -254,7 +264,9 @@ def register_user(username, password, photo, address=None, mode="register"):
         password_hash, face_jpeg = hash_password(password), faces.encode_jpeg(faces.face_crop(rgb, box))
         with ENROL_LOCK, enrolling():
             check_new_face(encoding)
-            user = save_user(username, password_hash, [encoding.tolist()], face_jpeg, [thumbnails.picture(rgb, box)])
+            user = save_user(
+                username, password_hash, [encoding.tolist()], face_jpeg, [thumbnails.picture(rgb, box)], agreed
+            )
         saved = True
         if limit:
             throttle.release(limit)  # refusals count, not the people who registered
@@ -276,6 +288,22 @@ def register_user(username, password, photo, address=None, mode="register"):
             db.session.rollback()
         if not (saved and current_app.config["KEEP_UPLOADS"]):
             storage.remove(staged)
+
+
+def register_password_only(username, password, address=None):
+    """Create a user with a name and a password and no face data; EnrollError if the name is taken."""
+    limit = _claim_registration(address)
+    if User.by_username(username):
+        raise EnrollError(NAME_TAKEN, 409)
+    try:
+        user = save_user(username, hash_password(password), [], None)
+    except limits.Busy as e:
+        if limit:
+            throttle.release(limit)  # the server was busy: not a refusal of this person
+        raise EnrollError(attempts.BUSY, 503) from e
+    if limit:
+        throttle.release(limit)  # refusals count, not the people who registered
+    return user
 
 
 TEMPLATES_UNREADABLE = "Your stored face data could not be read - ask staff to reset your face, then add a photo again"
@@ -311,19 +339,31 @@ def check_added_photo(user, photo_bytes, address=None):
         check_new_face(encoding, user)
 
 
-def add_template(user, photo_bytes, address=None):
-    """Add a face template from another photo of `user`; refuse a different or foreign face."""
+def _check_consent(user, agreed):
+    """Refuse (EnrollError) a face for `user` without the consent.Consent `agreed` when they must give one."""
+    if agreed is None and consent.needed(user):
+        raise EnrollError(consent.REFUSED_TO_ADD)
+
+
+def add_template(user, photo_bytes, address=None, agreed=None):
+    """Add a face template from another photo of `user`; refuse a different or foreign face.
+
+    A first face (or one after the notice changed) needs `agreed`, the person's consent.Consent, recorded with it.
+    """
+    _check_consent(user, agreed)
     templates = _templates_of(user)
     rgb, encoding, box = _another_face(templates, photo_bytes)
     with conflicts_recorded("add-photo", user.username, address, user), ENROL_LOCK, enrolling():
         check_new_face(encoding, user)
-        _store_template(user, templates + [encoding.tolist()], rgb, box)
+        _store_template(user, templates + [encoding.tolist()], rgb, box, agreed)
 
 
-def _store_template(user, templates, rgb, box):
+def _store_template(user, templates, rgb, box, agreed=None):
     """Save `user`'s new template list (the new one last) with its thumbnail, and the face photo if they have none."""
     user.face_encodings = templates
     user.faces_updated_at = utcnow()
+    if agreed is not None:
+        consent.record(user, agreed)
     try:
         thumbnails.save(user.id, templates[-1], thumbnails.picture(rgb, box))
         if not os.path.isfile(storage.known_face_path(user.id)):
@@ -392,6 +432,7 @@ def discard_capture(key=REGISTERING):
     """Delete this session's kiosk photo, and any other left longer than CAPTURE_KEEP_SECONDS."""
     storage.remove(captured_path(key))
     session.pop(key, None)
+    consent.drop(key)
     storage.delete_older_than(storage.folder("captures"), current_app.config["CAPTURE_KEEP_SECONDS"])
 
 
@@ -404,23 +445,30 @@ def keep_capture(jpeg, key=REGISTERING):
     storage.sweep_later(folder, current_app.config["CAPTURE_KEEP_SECONDS"])
 
 
-def capture_to_register(posted=(), address=None):
+def capture_to_register(posted=(), address=None, agreed=None):
     """Take a kiosk photo and keep it to confirm if registration would take it; else raise EnrollError.
 
+    Without `agreed` (the person's consent.Consent, kept with the photo) no photo is taken.
     A refused photo is never written to disk; a CameraError passes up.
     """
     discard_capture()  # a new photo replaces the last one, good or not
+    if agreed is None:
+        raise EnrollError(consent.REFUSED)
     jpeg = take_photo(posted)
     check_kiosk_photo(jpeg, address)
     keep_capture(jpeg)
+    consent.hold(REGISTERING, agreed)
 
 
-def capture_to_add(user, posted=(), address=None):
+def capture_to_add(user, posted=(), address=None, agreed=None):
     """Take a kiosk photo of `user` and keep it to confirm if add_template would take it; else raise EnrollError."""
     discard_capture(ADDING)
+    _check_consent(user, agreed)  # before the camera: no photo is taken without it
     jpeg = take_photo(posted)
     check_added_photo(user, jpeg, address)
     keep_capture(jpeg, ADDING)
+    if agreed is not None:
+        consent.hold(ADDING, agreed)
 
 
 NO_PHOTO_TO_ADD = "Take a photo first"
@@ -432,5 +480,5 @@ def add_captured(user, address=None):
     if path is None:
         raise EnrollError(NO_PHOTO_TO_ADD, 409)
     with open(path, "rb") as f:
-        add_template(user, f.read(), address)
+        add_template(user, f.read(), address, consent.held(ADDING))
     discard_capture(ADDING)

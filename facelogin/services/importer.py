@@ -8,6 +8,7 @@ the person (which one is them?). Only this process writes, one user at a time,
 through enrolment.save_user (the row, known_faces/<id>.jpg and a thumbnail per template
 together or not at all),
 so an interrupted import leaves whole users only and a second run skips them.
+Every person imported gets the consent the operator states they collected (`--consent VERSION`).
 """
 
 import os
@@ -27,10 +28,10 @@ from threadpoolctl import threadpool_limits
 
 from facelogin.config import photo_limits
 from facelogin.engine import faces
-from facelogin.services import enrolment, thumbnails
+from facelogin.services import consent, enrolment, thumbnails
 from facelogin.services.gallery import get_gallery
 from facelogin.services.sessions import USERNAME_HELP, USERNAME_RULE, hash_password
-from models import User, db
+from models import User, db, utcnow
 
 SAME_PERSON = 0.6  # dlib's own threshold: photos of one folder further apart show two people
 
@@ -231,7 +232,7 @@ def _results(jobs, workers):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _save(prepared, known):
+def _save(prepared, known, agreed):
     """Enrol one prepared person unless their face is already enrolled; return Refused or None."""
     owner = known.owner(prepared.templates, current_app.config["FACE_TOLERANCE"])
     if owner is not None:
@@ -240,7 +241,7 @@ def _save(prepared, known):
         return Refused(prepared.username, "known_face", f"the same face is enrolled as {name}")
     try:
         user = enrolment.save_user(
-            prepared.username, prepared.password_hash, prepared.templates, prepared.face_jpeg, prepared.pictures
+            prepared.username, prepared.password_hash, prepared.templates, prepared.face_jpeg, prepared.pictures, agreed
         )
     except enrolment.EnrollError as e:
         return Refused(prepared.username, "not_saved", str(e))
@@ -256,14 +257,15 @@ def plan(folder):
     return [job for job in jobs if job.username not in done], Summary([], skipped, refused, [])
 
 
-def enrol(jobs, summary, workers=None, on_enrolled=None):
+def enrol(jobs, summary, workers=None, on_enrolled=None, *, agreed):
     """Enrol `jobs`, recording outcomes in `summary`; yield after each person, for a progress bar.
 
-    on_enrolled(username, password) is called right after each user is committed.
+    `agreed` (a consent.Consent) is recorded on every account; on_enrolled(username, password)
+    is called right after each user is committed.
     """
     known = _Faces(get_gallery().index())
     for result in _results(jobs, workers or os.cpu_count() or 1):
-        problem = result if isinstance(result, Refused) else _save(result, known)
+        problem = result if isinstance(result, Refused) else _save(result, known, agreed)
         if problem is None:
             summary.enrolled.append((result.username, result.password))
             summary.left_out.extend(result.left_out)
@@ -303,13 +305,18 @@ def report(summary, echo=click.echo):
         echo(f"Left out {entry.username}: {REASONS.get(entry.reason, entry.reason)} - {entry.detail}")
 
 
-def import_folder(folder, workers=None, passwords=None):
-    """The `flask faces import` command: enrol FOLDER with a progress bar, then report."""
+def import_folder(folder, consent_version, workers=None, passwords=None):
+    """The `flask faces import` command: enrol FOLDER with a progress bar, then report.
+
+    `consent_version` names the notice the operator says each person agreed to; it is recorded
+    on each account with the time of the import.
+    """
+    agreed = consent.Consent(consent_version, utcnow())
     jobs, summary = plan(folder)
     write, close = _password_writer(passwords) if passwords else (None, None)
     try:
         with click.progressbar(
-            enrol(jobs, summary, workers, write), length=len(jobs), label="Enrolling", file=sys.stderr
+            enrol(jobs, summary, workers, write, agreed=agreed), length=len(jobs), label="Enrolling", file=sys.stderr
         ) as bar:
             for _ in bar:
                 pass

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from facelogin.engine import limits
 from facelogin.engine.camera import CameraError
 from facelogin.forms import ActionForm, PasswordCheckForm, PhotoForm, first_error, posted_pictures
-from facelogin.services import attempts, enrolment, learning, privacy, storage, thumbnails
+from facelogin.services import attempts, consent, enrolment, learning, privacy, storage, thumbnails
 from facelogin.services.capacity import heavy
 from facelogin.services.enrolment import EnrollError
 from facelogin.services.sessions import (
@@ -35,6 +35,7 @@ def _page(error=None, status=200):
         templates=templates,
         pictures=[thumbnails.has(g.user.id, t) for t in templates or ()],
         learned=learning.learned_of(g.user, pictures=True),
+        ask_consent=consent.needed(g.user),
         error=error or (enrolment.TEMPLATES_UNREADABLE if templates is None else None),
     ), status
 
@@ -62,7 +63,8 @@ def add():
     if not form.validate_on_submit():
         return _page(first_error(form), 400)
     try:
-        enrolment.add_template(g.user, form.photo.data.read(), client_address())
+        agreed = consent.given(request.form.get("consent"))
+        enrolment.add_template(g.user, form.photo.data.read(), client_address(), agreed)
     except EnrollError as e:
         return _page(str(e), e.status)
     flash(ADDED)
@@ -94,7 +96,8 @@ def capture():
     if current_device() is None:
         return _page(NEEDS_KIOSK_FOR_CAMERA, 403)
     try:
-        enrolment.capture_to_add(g.user, posted_pictures(), client_address())
+        agreed = consent.given(request.form.get("consent"))
+        enrolment.capture_to_add(g.user, posted_pictures(), client_address(), agreed)
     except (EnrollError, CameraError) as e:
         return _page(str(e), e.status)
     return redirect(url_for("account.confirm"))

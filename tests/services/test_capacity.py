@@ -46,8 +46,13 @@ def test_picture_posts_hear_busy_and_the_rest_of_the_site_answers(make_app, phot
     before = stored_files()
     photo = open(photos["luis"], "rb").read()
     posts = {
-        "/register": {"username": "luis", "password": "correct horse", "photo": (io.BytesIO(photo), "a.jpg")},
-        "/register/capture": {"frame": (io.BytesIO(photo), "f.jpg")},
+        "/register": {
+            "username": "luis",
+            "password": "correct horse",
+            "consent": "y",
+            "photo": (io.BytesIO(photo), "a.jpg"),
+        },
+        "/register/capture": {"consent": "y", "frame": (io.BytesIO(photo), "f.jpg")},
         "/protected/faces": {"photo": (io.BytesIO(photo), "a.jpg")},
         "/login": {"frame": (io.BytesIO(photo), "f.jpg")},
     }

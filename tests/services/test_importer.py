@@ -46,7 +46,9 @@ EXPECTED_REFUSALS = {
 
 def test_import_enrols_good_photos_and_explains_refusals(app, runner, kiosk, people, media, tmp_path):
     passwords = tmp_path / "passwords.txt"
-    result = runner.invoke(args=["faces", "import", people, "--workers", "2", "--passwords", str(passwords)])
+    result = runner.invoke(
+        args=["faces", "import", people, "--consent", "paper-2026", "--workers", "2", "--passwords", str(passwords)]
+    )
     assert result.exit_code == 0, result.output
     assert "Enrolled 2, skipped 0 (already there), refused 6; 0 photos left out." in result.output
     refused = dict(re.findall(r"^Refused (\w+): ([a-z ]+) - ", result.output, re.M))
@@ -68,11 +70,11 @@ def test_import_enrols_good_photos_and_explains_refusals(app, runner, kiosk, peo
 
 
 def test_second_run_skips_everybody_already_there(runner, people, stored_files, user_count):
-    first = runner.invoke(args=["faces", "import", people, "--workers", "1"])
+    first = runner.invoke(args=["faces", "import", people, "--consent", "paper-2026", "--workers", "1"])
     printed = re.findall(r"^  (grace|luis)\t(\S+)$", first.output, re.M)
     assert [name for name, _ in printed] == ["grace", "luis"]
     files = stored_files()
-    again = runner.invoke(args=["faces", "import", people, "--workers", "1"])
+    again = runner.invoke(args=["faces", "import", people, "--consent", "paper-2026", "--workers", "1"])
     assert "Enrolled 0, skipped 2 (already there), refused 6; 0 photos left out." in again.output
     assert "Skipped (already there): grace, luis" in again.output
     assert "New passwords" not in again.output
@@ -89,12 +91,12 @@ def test_interrupted_import_leaves_only_whole_users(app, runner, people, stored_
         real_commit()
 
     monkeypatch.setattr(db.session, "commit", commit_then_interrupt)
-    result = runner.invoke(args=["faces", "import", people, "--workers", "1"])
+    result = runner.invoke(args=["faces", "import", people, "--consent", "paper-2026", "--workers", "1"])
     assert result.exit_code != 0
     assert re.search(r"^  grace\t\S+$", result.output, re.M)  # the committed user's password is shown
     assert user_count() == 1 and {f.split("/")[-2] for f in stored_files()} == {"known_faces", "1"}
     monkeypatch.undo()
-    result = runner.invoke(args=["faces", "import", people, "--workers", "1"])
+    result = runner.invoke(args=["faces", "import", people, "--consent", "paper-2026", "--workers", "1"])
     assert "Enrolled 1, skipped 1 (already there)" in result.output
     assert user_count() == 2 and {f.split("/")[-2] for f in stored_files()} == {"known_faces", "1", "2"}
 
@@ -140,7 +142,7 @@ def test_a_person_is_enrolled_with_the_good_photos_and_each_bad_one_reported(
 
     monkeypatch.setattr(faces, "encode_face", spy)
     app.config["ENROL_JITTERS"] = 2
-    result = runner.invoke(args=["faces", "import", str(d), "--workers", "1"])
+    result = runner.invoke(args=["faces", "import", str(d), "--consent", "paper-2026", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "Enrolled 1, skipped 0 (already there), refused 0; 3 photos left out." in result.output
     left_out = dict(re.findall(r"^Left out (\S+): ([a-z ]+) - ", result.output, re.M))
@@ -148,3 +150,17 @@ def test_a_person_is_enrolled_with_the_good_photos_and_each_bad_one_reported(
     assert calls == [2, 2]  # enrolment photos are encoded with ENROL_JITTERS
     with app.app_context():
         assert len(User.by_username("grace").face_encodings) == 2
+
+
+def test_import_needs_the_consent_the_operator_collected(app, runner, people, stored_files, user_count):
+    refused = runner.invoke(args=["faces", "import", people, "--workers", "1"])
+    assert refused.exit_code == 2 and "--consent" in refused.output
+    blank = runner.invoke(args=["faces", "import", people, "--consent", " ", "--workers", "1"])
+    assert blank.exit_code == 2 and "notice's version" in blank.output
+    assert user_count() == 0 and stored_files() == []
+    runner.invoke(args=["faces", "import", people, "--consent", "paper-2026", "--workers", "1"])
+    with app.app_context():
+        users = db.session.execute(db.select(User)).scalars().all()
+        assert len(users) == 2 and {(u.consent_version, u.consented_at is not None) for u in users} == {
+            ("paper-2026", True)
+        }

@@ -37,7 +37,7 @@ def test_everything_the_app_writes_is_private(umask_022, make_app, photos, media
     kiosk = Kiosk(app, app.test_client())
     register_kiosk(app, kiosk.client)
     assert kiosk.register("grace", photos["grace"]).status_code == 302  # face photo and kept upload
-    kiosk.client.post("/register/capture")  # a kiosk photo awaiting confirmation
+    kiosk.client.post("/register/capture", data={"consent": "y"})  # a kiosk photo awaiting confirmation
     kiosk.look(media["luis_video"])
     assert kiosk.face_login().status_code == 401  # a refused face: a snapshot
     with app.app_context():  # WAL mode: SQLite makes its -wal and -shm files as it writes

@@ -25,11 +25,13 @@ def password_login(page, username, password="correct horse"):
 
 
 def fill_registration(page, photo, username="grace"):
-    """Fill in the registration form of the page and send it."""
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill("correct horse")
-    page.get_by_label("Photo of your face").set_input_files(photo)
-    page.get_by_role("button", name="Register", exact=True).click()
+    """Fill in the registration form with a photo file of the page, tick its consent box and send it."""
+    form = page.locator("form", has=page.get_by_label("Photo of your face"))
+    form.get_by_label("Username").fill(username)
+    form.get_by_label("Password").fill("correct horse")
+    form.get_by_label("Photo of your face").set_input_files(photo)
+    form.get_by_label("I agree").check()
+    form.get_by_role("button", name="Register", exact=True).click()
 
 
 def test_the_visitors_pages(page, site, media, photos):
@@ -60,6 +62,7 @@ def test_the_visitors_pages(page, site, media, photos):
     fill_registration(page, media["no_face"], "luis")
     expect(page.get_by_role("alert")).to_be_visible()
     audit(page, "register-error")
+    page.locator("#capture-consent").check()
     page.get_by_role("button", name="Take photo with the kiosk camera").click()
     page.wait_for_url("**/register/camera")
     audit(page, "register-camera-confirm")
@@ -82,7 +85,7 @@ def test_the_error_pages(page, site, photos):
         expect(page.get_by_role("alert")).to_contain_text("busy")
     audit(page, "error-503")
     page.goto("/register")
-    page.locator("form.stack input[name=csrf_token]").evaluate("e => e.remove()")
+    page.locator("form[enctype='multipart/form-data'] input[name=csrf_token]").evaluate("e => e.remove()")
     fill_registration(page, photos["grace"])
     expect(page.get_by_role("alert")).to_contain_text("expired")
     audit(page, "error-400-csrf")

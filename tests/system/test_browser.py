@@ -31,11 +31,13 @@ def test_register_then_log_in_by_face_and_log_out(page, site, photos):
     shot(page, "home")
     page.get_by_role("link", name="Register").last.click()
     preview_shows_frames(page)
-    page.get_by_label("Username").fill("grace")
-    page.get_by_label("Password").fill("correct horse")
-    page.get_by_label("Photo of your face").set_input_files(photos["grace"])
+    form = page.locator("form", has=page.get_by_label("Photo of your face"))
+    form.get_by_label("Username").fill("grace")
+    form.get_by_label("Password").fill("correct horse")
+    form.get_by_label("Photo of your face").set_input_files(photos["grace"])
+    form.get_by_label("I agree").check()
     shot(page, "register")
-    page.get_by_role("button", name="Register", exact=True).click()
+    form.get_by_role("button", name="Register", exact=True).click()
     expect(page.get_by_role("status").first).to_contain_text("Welcome, grace!")
     preview_shows_frames(page)
     shot(page, "login")
@@ -81,6 +83,7 @@ def test_browser_camera_registers_and_logs_in(page, site):
     page.goto("/register")
     expect(page.locator("img.camera")).to_have_count(0)  # no server camera in this mode
     page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+    page.locator("#capture-consent").check()
     page.get_by_role("button", name="Take photo with the kiosk camera").click()
     page.wait_for_url("**/register/camera")
     page.wait_for_function("() => document.querySelector('img.camera').naturalWidth === 640")
@@ -336,6 +339,7 @@ def test_server_camera_registration_refuses_a_bad_picture_at_once(page, site, ph
     page.goto("/register")
     for message, clip in cameras.items():
         site.app.config["CAMERA_SOURCE"] = clip
+        page.locator("#capture-consent").check()  # each refusal is a new page, with the box unticked
         page.get_by_role("button", name="Take photo with the kiosk camera").click()
         expect(page.get_by_role("alert")).to_contain_text(message)
         # Still the register page (the answer to the POST): no confirmation page, no name asked for this picture.
@@ -343,6 +347,7 @@ def test_server_camera_registration_refuses_a_bad_picture_at_once(page, site, ph
         assert "/register/camera" not in page.url
     shot(page, "register-refused")
     site.app.config["CAMERA_SOURCE"] = site.defaults["CAMERA_SOURCE"]  # Grace alone: a good picture
+    page.locator("#capture-consent").check()
     page.get_by_role("button", name="Take photo with the kiosk camera").click()
     page.wait_for_url("**/register/camera")
     expect(page.get_by_role("button", name="Register with this photo")).to_be_visible()
@@ -366,6 +371,7 @@ def test_browser_camera_registration_refuses_two_faces_at_once(crowded_browser, 
     page = open_page(crowded_browser)
     page.goto("/register")
     page.wait_for_function("() => document.querySelector('video.camera').videoWidth > 0")
+    page.locator("#capture-consent").check()
     page.get_by_role("button", name="Take photo with the kiosk camera").click()
     status = page.locator("[data-stage] [data-status]")  # the status line over the camera view
     expect(status).to_contain_text("We found 2 faces")

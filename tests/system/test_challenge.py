@@ -119,7 +119,7 @@ def test_face_login_needs_a_registered_kiosk(live, clips):
     stranger.look(clips["turn_left"])
     refused = stranger.face_login(nonce=nonce)
     assert refused.status_code == 403 and b"registered kiosk" in refused.data
-    assert stranger.client.post("/register/capture").status_code == 403
+    assert stranger.client.post("/register/capture", data={"consent": "y"}).status_code == 403
     assert stranger.client.get("/camera/stream").status_code == 403
     assert stranger.password_login("grace", "correct horse").headers["Location"] == "/protected"
 

@@ -52,7 +52,7 @@ def test_mixed_load_keeps_everything_consistent(tmp_path, photos):
         # a taken racer name always meets a good photo again and answers 409 (the name after the photo).
         faces = list(pictures) if i < 5 else ["grace", "nobody"]
         face = faces[(i + n) % len(faces)]
-        form = {"csrf_token": client.token(), "username": name, "password": "correct horse"}
+        form = {"csrf_token": client.token(), "username": name, "password": "correct horse", "consent": "y"}
         status, _, body = client.request("POST", "/register", form, [("photo", f"{face}.jpg", pictures[face])])
         return name, status, body
 

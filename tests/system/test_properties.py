@@ -37,23 +37,31 @@ def test_register_with_anything(app, photos, media):
 
     @SETTINGS
     @given(
-        username=st.one_of(field, st.sampled_from(["grace", "GRACE", "luis"])),
-        password=st.one_of(field, st.just("correct horse")),
+        # The names and password that register first: the run must reach a name taken twice (409).
+        username=st.one_of(st.sampled_from(["grace", "GRACE", "luis"]), field),
+        password=st.one_of(st.just("correct horse"), field),
         data=photo,
         name=filename,
+        consent=st.sampled_from(["y", "y", "", "no"]),  # unticked: nothing may be kept either
     )
-    def check(username, password, data, name):
+    def check(username, password, data, name, consent):
         import io
 
         before_users, before_faces, _ = _state(app)
         response = app.test_client().post(
             "/register",
             content_type="multipart/form-data",
-            data={"username": username, "password": password, "photo": (io.BytesIO(data), name or "x")},
+            data={
+                "username": username,
+                "password": password,
+                "consent": consent,
+                "photo": (io.BytesIO(data), name or "x"),
+            },
         )
         assert response.status_code < 500
         seen.add(response.status_code)
         users, faces, uploads = _state(app)
+        assert consent == "y" or response.status_code != 302
         if response.status_code == 302:
             (new_id,) = set(users) - set(before_users)
             assert faces == sorted(before_faces + [f"{new_id}.jpg", f"{new_id}"])

@@ -31,7 +31,13 @@ def _encode(image, fmt, **params):
 
 
 def _post(client, photo_bytes, filename="face.jpg", **fields):
-    data = {"username": "grace", "password": "correct horse", **fields, "photo": (io.BytesIO(photo_bytes), filename)}
+    data = {
+        "username": "grace",
+        "password": "correct horse",
+        "consent": "y",
+        **fields,
+        "photo": (io.BytesIO(photo_bytes), filename),
+    }
     return client.post("/register", data=data, content_type="multipart/form-data")
 
 
@@ -177,6 +183,7 @@ def test_duplicated_fields_take_the_first(app, client, photos):
                 ("username", "mallory"),
                 ("password", "correct horse"),
                 ("password", "other password"),
+                ("consent", "y"),
                 ("photo", (f, "a.jpg")),
             ]
         )

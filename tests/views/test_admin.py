@@ -135,7 +135,7 @@ def test_after_a_face_reset_a_new_photo_turns_face_login_back_on(app, admin, kio
     kiosk.password_login("grace", "correct horse")
     with open(photos["grace"], "rb") as f:
         response = kiosk.client.post(
-            "/protected/faces", data={"photo": (f, "me.jpg")}, content_type="multipart/form-data"
+            "/protected/faces", data={"consent": "y", "photo": (f, "me.jpg")}, content_type="multipart/form-data"
         )
     assert response.headers["Location"] == "/protected"
     assert [f.split("/")[-1] for f in stored_files() if f.split("/")[-2] == "known_faces"] == ["1.jpg", "2.jpg"]
@@ -147,10 +147,10 @@ def test_after_a_face_reset_a_new_photo_turns_face_login_back_on(app, admin, kio
 def test_a_squatted_face_is_shown_and_the_reset_lets_its_owner_enrol(app, client, kiosk, runner, media, photos):
     squatter = app.test_client()  # somewhere else, with a photo of Grace
     with open(photos["grace"], "rb") as f:
-        data = {"username": "grace", "password": "squatter pass", "photo": (f, "her.jpg")}
+        data = {"username": "grace", "password": "squatter pass", "consent": "y", "photo": (f, "her.jpg")}
         squatter.post("/register", data=data, environ_base={"REMOTE_ADDR": "192.0.2.66"})
     kiosk.look(media["grace_altered"])  # the real Grace, at the kiosk camera
-    refused = client.post("/register/capture")  # refused at once: no name asked
+    refused = client.post("/register/capture", data={"consent": "y"})  # refused at once: no name asked
     assert refused.status_code == 400 and b"please ask staff" in refused.data
     runner.invoke(args=["users", "create-admin", "boss"], input="s3cret pass\ns3cret pass\n")
     kiosk.password_login("boss", "s3cret pass")
@@ -164,7 +164,7 @@ def test_a_squatted_face_is_shown_and_the_reset_lets_its_owner_enrol(app, client
     assert client.post("/admin/users/1/reset-face").headers["Location"] == "/admin"
     assert "resolved" in client.get("/admin").get_data(as_text=True).split('id="conflicts"')[1]
     client.post("/logout")  # Grace takes her photo again and registers
-    client.post("/register/capture")
+    client.post("/register/capture", data={"consent": "y"})
     response = client.post("/register/camera", data={"username": "g.hopper", "password": "correct horse"})
     assert response.headers["Location"] == "/login"
     kiosk.look(media["grace_video"])

@@ -219,7 +219,7 @@ def test_face_login_while_the_preview_streams(kiosk, client, photos):
 
 def test_register_with_a_kiosk_photo(app, kiosk, client, media, stored_files, user_count):
     kiosk.look(media["grace_altered"])
-    response = client.post("/register/capture")
+    response = client.post("/register/capture", data={"consent": "y"})
     assert response.headers["Location"] == "/register/camera"
     page = client.get("/register/camera")
     assert page.status_code == 200 and b'src="/register/camera/photo"' in page.data
@@ -235,7 +235,7 @@ def test_register_with_a_kiosk_photo(app, kiosk, client, media, stored_files, us
 
 def test_a_kiosk_photo_can_be_retaken(kiosk, client, media, stored_files, user_count):
     kiosk.look(media["grace_altered"])
-    client.post("/register/capture")
+    client.post("/register/capture", data={"consent": "y"})
     assert len(stored_files()) == 1
     assert client.post("/register/camera/discard").headers["Location"] == "/register"
     assert stored_files() == [] and user_count() == 0
@@ -248,22 +248,22 @@ def _age(path, seconds):
 
 
 def test_stale_kiosk_photos_are_swept(app, client, stored_files):
-    client.post("/register/capture")
+    client.post("/register/capture", data={"consent": "y"})
     old = stored_files()[0]
     _age(old, app.config["CAPTURE_KEEP_SECONDS"] + 1)
     other = app.test_client()
     register_kiosk(app, other, "second-kiosk")
-    other.post("/register/capture")  # somebody else's capture
+    other.post("/register/capture", data={"consent": "y"})  # somebody else's capture
     assert old not in stored_files() and len(stored_files()) == 1
 
 
 def test_kiosk_photo_is_never_stored_by_the_browser(client):
-    client.post("/register/capture")
+    client.post("/register/capture", data={"consent": "y"})
     assert client.get("/register/camera/photo").headers["Cache-Control"] == "no-store"
 
 
 def test_expired_kiosk_photo_is_neither_shown_nor_used(app, client, stored_files, user_count):
-    client.post("/register/capture")
+    client.post("/register/capture", data={"consent": "y"})
     _age(stored_files()[0], app.config["CAPTURE_KEEP_SECONDS"] + 1)
     assert client.get("/register/camera/photo").status_code == 404
     response = client.post("/register/camera", data={"username": "grace", "password": "correct horse"})
@@ -272,7 +272,7 @@ def test_expired_kiosk_photo_is_neither_shown_nor_used(app, client, stored_files
 
 def test_a_timer_deletes_expired_kiosk_photos_without_any_request(app, client, stored_files):
     app.config["CAPTURE_KEEP_SECONDS"] = 300
-    client.post("/register/capture")
+    client.post("/register/capture", data={"consent": "y"})
     folder = os.path.dirname(stored_files()[0])
     timer = storage._sweepers[folder]  # started by the capture: the kiosk may get no request for hours
     assert timer.daemon and timer.interval == 300
@@ -290,16 +290,16 @@ def test_a_timer_deletes_expired_kiosk_photos_without_any_request(app, client, s
 
 def test_capture_follows_camera_mode(app, client, media, stored_files):
     with open(media["grace_altered"], "rb") as f:
-        response = client.post("/register/capture", data={"frame": (f, "frame.jpg")})
+        response = client.post("/register/capture", data={"consent": "y", "frame": (f, "frame.jpg")})
     assert response.status_code == 409 and b"pictures sent by the browser are not accepted" in response.data
     app.config["CAMERA_MODE"] = "browser"
-    response = client.post("/register/capture")
+    response = client.post("/register/capture", data={"consent": "y"})
     assert response.status_code == 409 and b"takes pictures in the browser" in response.data
     with open(media["not_an_image"], "rb") as f:
-        response = client.post("/register/capture", data={"frame": (f, "frame.jpg")})
+        response = client.post("/register/capture", data={"consent": "y", "frame": (f, "frame.jpg")})
     assert response.status_code == 400 and stored_files() == []
     with open(media["grace_altered"], "rb") as f:
-        response = client.post("/register/capture", data={"frame": (f, "frame.jpg")})
+        response = client.post("/register/capture", data={"consent": "y", "frame": (f, "frame.jpg")})
     assert response.headers["Location"] == "/register/camera" and len(stored_files()) == 1
 
 

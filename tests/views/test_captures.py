@@ -39,7 +39,7 @@ def blurred(media, tmp_path):
 )
 def test_a_bad_kiosk_photo_is_refused_before_any_name_is_asked(kiosk, client, media, picture, message, stored_files):
     kiosk.look(media[picture])
-    response = client.post("/register/capture")
+    response = client.post("/register/capture", data={"consent": "y"})
     assert response.status_code == 400 and message in _error(response)
     assert b"Take photo with the kiosk camera" in response.data  # the register page, to try again
     assert b"Register with this photo" not in response.data
@@ -49,7 +49,7 @@ def test_a_bad_kiosk_photo_is_refused_before_any_name_is_asked(kiosk, client, me
 
 def test_the_quality_gate_refuses_a_blurred_kiosk_photo(kiosk, client, blurred, stored_files):
     kiosk.look(blurred)
-    response = client.post("/register/capture")
+    response = client.post("/register/capture", data={"consent": "y"})
     assert response.status_code == 400 and "Hold still - the photo is blurred" in _error(response)
     assert stored_files() == []
 
@@ -60,7 +60,7 @@ def test_an_enrolled_face_gets_the_neutral_refusal_at_once_and_is_recorded(
     kiosk.register("grace", photos["grace"])
     before = stored_files()
     kiosk.look(media["grace_altered"])
-    response = client.post("/register/capture")
+    response = client.post("/register/capture", data={"consent": "y"})
     assert (response.status_code, _error(response)) == (400, FACE_REFUSED)
     assert stored_files() == before
     with app.app_context():
@@ -71,30 +71,36 @@ def test_an_enrolled_face_gets_the_neutral_refusal_at_once_and_is_recorded(
 def test_refused_kiosk_photos_count_against_the_register_limit_and_good_ones_do_not(app, kiosk, client, media, clock):
     app.config["REGISTER_RATE_LIMIT"] = 2
     kiosk.look(media["grace_altered"])
-    assert [client.post("/register/capture").status_code for _ in range(3)] == [302] * 3  # never counted
+    assert [client.post("/register/capture", data={"consent": "y"}).status_code for _ in range(3)] == [
+        302
+    ] * 3  # never counted
     kiosk.look(media["two_faces"])
-    assert [client.post("/register/capture").status_code for _ in range(3)] == [400, 400, 429]
+    assert [client.post("/register/capture", data={"consent": "y"}).status_code for _ in range(3)] == [400, 400, 429]
     kiosk.look(media["grace_altered"])
-    limited = client.post("/register/capture")
+    limited = client.post("/register/capture", data={"consent": "y"})
     assert limited.status_code == 429 and "please wait" in _error(limited)
     clock.advance(601)
-    assert client.post("/register/capture").headers["Location"] == "/register/camera"
+    assert client.post("/register/capture", data={"consent": "y"}).headers["Location"] == "/register/camera"
 
 
 def test_browser_frames_are_checked_at_once_too(app, client, media, stored_files):
     app.config["CAMERA_MODE"] = "browser"
     for picture, status in (("two_faces", 400), ("no_face", 400), ("grace_altered", 302)):
         with open(media[picture], "rb") as f:
-            response = client.post("/register/capture", data={"frame": (io.BytesIO(f.read()), "frame.jpg")})
+            response = client.post(
+                "/register/capture", data={"consent": "y", "frame": (io.BytesIO(f.read()), "frame.jpg")}
+            )
         assert response.status_code == status, picture
     assert len(stored_files()) == 1 and response.headers["Location"] == "/register/camera"
 
 
 def test_the_confirmation_checks_again_that_the_face_is_new(app, kiosk, client, media, photos, user_count):
     kiosk.look(media["grace_altered"])
-    assert client.post("/register/capture").headers["Location"] == "/register/camera"
+    assert client.post("/register/capture", data={"consent": "y"}).headers["Location"] == "/register/camera"
     with open(photos["grace"], "rb") as f:  # meanwhile, somewhere else, a photo of Grace is registered
-        app.test_client().post("/register", data={"username": "squatter", "password": "correct horse", "photo": f})
+        app.test_client().post(
+            "/register", data={"username": "squatter", "password": "correct horse", "consent": "y", "photo": f}
+        )
     refused = client.post("/register/camera", data=USER)
     assert (refused.status_code, _error(refused)) == (400, FACE_REFUSED) and user_count() == 1
     with app.app_context():
@@ -149,7 +155,9 @@ def test_a_bad_photo_to_add_is_refused_at_once(app, grace_in, media, picture, me
 
 def test_the_photo_to_add_is_this_sessions_and_never_a_registration_photo(app, grace_in, media):
     grace_in.look(media["luis_frame"])
-    grace_in.client.post("/register/capture")  # Luis's registration photo, taken while Grace is logged in
+    grace_in.client.post(
+        "/register/capture", data={"consent": "y"}
+    )  # Luis's registration photo, taken while Grace is logged in
     assert grace_in.client.get("/protected/faces/camera").headers["Location"] == "/protected"
     grace_in.look(media["grace_altered"])
     grace_in.client.post("/protected/faces/capture")

@@ -103,11 +103,11 @@ def test_known_face_gets_one_answer_on_every_path(kiosk, client, runner, media, 
     before = stored_files()
     answers = [kiosk.register("hopper", media["grace_altered"])]
     kiosk.look(media["grace_altered"])  # Grace herself in front of the kiosk camera
-    answers.append(client.post("/register/capture"))  # refused at once, before any name is asked
+    answers.append(client.post("/register/capture", data={"consent": "y"}))  # refused at once, before any name is asked
     kiosk.password_login("boss", "s3cret pass")  # an account with no face adds Grace's
     with open(media["grace_altered"], "rb") as f:
-        answers.append(client.post("/protected/faces", data={"photo": (f, "me.jpg")}))
-    answers.append(client.post("/protected/faces/capture"))
+        answers.append(client.post("/protected/faces", data={"consent": "y", "photo": (f, "me.jpg")}))
+    answers.append(client.post("/protected/faces/capture", data={"consent": "y"}))
     assert [(r.status_code, _error(r)) for r in answers] == [(400, FACE_REFUSED)] * 4
     assert not any(b"already registered" in r.data or b"another account" in r.data for r in answers)
     assert user_count() == 2 and stored_files() == before
@@ -141,7 +141,7 @@ def test_staff_registration_refuses_without_an_admin(app, kiosk, client, photos,
     assert b'type="file"' not in page.data and b"Staff: log in" in page.data
     assert b'href="/register"' not in client.get("/").data
     assert kiosk.register("grace", photos["grace"]).status_code == 403
-    assert client.post("/register/capture").status_code == 403
+    assert client.post("/register/capture", data={"consent": "y"}).status_code == 403
     kiosk.look(photos["grace"])
     assert client.post("/register/camera", data={"username": "grace", "password": "correct horse"}).status_code == 403
     assert user_count() == 0
@@ -162,7 +162,7 @@ def test_staff_registration_works_with_an_admin_who_stays_logged_in(app, kiosk, 
     assert response.headers["Location"] == "/register"
     assert b"grace is registered" in client.get("/register").data
     kiosk.look(media["luis_frame"])
-    client.post("/register/capture")
+    client.post("/register/capture", data={"consent": "y"})
     response = client.post("/register/camera", data={"username": "luis", "password": "correct horse"})
     assert response.headers["Location"] == "/register"
     with client.session_transaction() as session:
@@ -180,7 +180,7 @@ def test_closed_registration_refuses_everyone(app, kiosk, client, runner, photos
     for path in ("/", "/login"):
         assert b'href="/register"' not in client.get(path).data
     assert kiosk.register("grace", photos["grace"]).status_code == 403
-    assert client.post("/register/capture").status_code == 403
+    assert client.post("/register/capture", data={"consent": "y"}).status_code == 403
     _admin(runner, kiosk)
     assert kiosk.register("grace", photos["grace"]).status_code == 403
     assert user_count() == 1  # the admin only
@@ -210,7 +210,13 @@ def test_register_with_csrf_token_from_the_form(app, client, photos, user_count)
     page = client.get("/register").get_data(as_text=True)
     token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
     with open(photos["grace"], "rb") as f:
-        data = {"csrf_token": token, "username": "grace", "password": "correct horse", "photo": (f, "a.jpg")}
+        data = {
+            "csrf_token": token,
+            "username": "grace",
+            "password": "correct horse",
+            "consent": "y",
+            "photo": (f, "a.jpg"),
+        }
         response = client.post("/register", data=data, content_type="multipart/form-data")
     assert response.status_code == 302 and user_count() == 1
 
@@ -247,7 +253,7 @@ def test_refused_registrations_are_rate_limited_per_address(app, kiosk, photos, 
 
     def register(name, photo, address="10.0.0.3"):
         with open(photos[photo], "rb") as f:
-            data = {"username": name, "password": "correct horse", "photo": (f, "face.jpg")}
+            data = {"username": name, "password": "correct horse", "consent": "y", "photo": (f, "face.jpg")}
             return kiosk.client.post("/register", data=data, environ_base={"REMOTE_ADDR": address})
 
     assert register("grace", "grace").status_code == register("luis", "luis").status_code == 302  # never counted

@@ -136,7 +136,7 @@ def test_every_thumbnail_goes_with_the_user_or_their_face(app, learned, runner, 
 
 
 def test_the_importer_keeps_a_thumbnail_per_template(app, runner, people_dir):
-    runner.invoke(args=["faces", "import", people_dir, "--workers", "1"])
+    runner.invoke(args=["faces", "import", people_dir, "--consent", "paper-2026", "--workers", "1"])
     with app.app_context():
         users = db.session.execute(db.select(User)).scalars().all()
         assert users and all(len(_pictures(app, u.id)) == len(u.templates()) for u in users)
