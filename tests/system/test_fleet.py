@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from app import create_app
 from bench import load
-from facelogin.services import accounts, enrolment
+from facelogin.services import accounts, consent, enrolment
 from facelogin.services.gallery import Gallery, get_gallery
 from models import User, db
 
@@ -73,7 +73,7 @@ def test_served_processes_hear_deletions_and_enrolments_at_once(tmp_path, postgr
         assert [face_login_served(port, device) for port in ports] == [401, 401]
 
         with here.app_context(), open(photos["grace"], "rb") as f:
-            enrolment.register_user("grace2", "correct horse battery", f.read())
+            enrolment.register_user("grace2", "correct horse battery", f.read(), agreed=consent.given("y"))
         # Her enrolment is heard as it commits; a login sent right after may at most be
         # a notification round trip ahead of it, which one more attempt covers.
         for port in ports:
@@ -126,7 +126,7 @@ def test_a_listener_that_lost_its_connection_reconnects_and_reads_everyone(fleet
         assert reconnecting.wait(HEARD) and not listener.ready.is_set()
         # Committed while nobody listens in the back process: its notification is lost there.
         with open(photos["grace"], "rb") as f:
-            enrolment.register_user("grace", "correct horse", f.read())
+            enrolment.register_user("grace", "correct horse", f.read(), agreed=consent.given("y"))
     loads = []
     real_load = Gallery._load
     monkeypatch.setattr(
@@ -144,7 +144,7 @@ def test_listening_processes_do_not_poll_the_users_table(fleet, photos, monkeypa
         assert len(get_gallery().index()) == 0
     monkeypatch.setattr(Gallery, "_current_signature", lambda self: pytest.fail("a listening gallery polled"))
     with front.app_context(), open(photos["grace"], "rb") as f:
-        grace = enrolment.register_user("grace", "correct horse", f.read()).id
+        grace = enrolment.register_user("grace", "correct horse", f.read(), agreed=consent.given("y")).id
     with back.app_context():
         get_gallery().sync()  # wait for what was committed so far to be heard
         assert set(get_gallery().index().labels) == {grace}
@@ -157,7 +157,7 @@ def test_listening_processes_do_not_poll_the_users_table(fleet, photos, monkeypa
 ENROLLER = r"""
 import json, sys
 from app import create_app
-from facelogin.services import enrolment
+from facelogin.services import consent, enrolment
 settings, photo = json.loads(sys.argv[1]), open(sys.argv[2], "rb").read()
 app = create_app(settings)
 real_hash = enrolment.hash_password
@@ -172,7 +172,7 @@ enrolment.hash_password = hash_then_wait
 for name in iter(sys.stdin.readline, ""):
     with app.app_context():
         try:
-            enrolment.register_user(name.strip(), "correct horse", photo)
+            enrolment.register_user(name.strip(), "correct horse", photo, agreed=consent.given("y"))
             print("enrolled", flush=True)
         except enrolment.EnrollError as e:
             print(e.reason or e.status, flush=True)
@@ -222,6 +222,6 @@ def test_before_the_notifying_migration_the_processes_poll(fleet, photos):
     with back.app_context():
         assert len(get_gallery().index()) == 0 and not get_gallery().listener.ready.is_set()
     with front.app_context(), open(photos["grace"], "rb") as f:
-        grace = enrolment.register_user("grace", "correct horse", f.read()).id
+        grace = enrolment.register_user("grace", "correct horse", f.read(), agreed=consent.given("y")).id
     with back.app_context():
         assert set(get_gallery().index().labels) == {grace}  # seen by polling the users table
