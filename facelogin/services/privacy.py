@@ -149,11 +149,7 @@ def export(user, with_templates=False):
             "password_failures": user.password_failures,
             "password_locked_until": _when(user.password_locked_until),
         },
-        # The consent record (migration 0007, the consent helper's columns): read if present.
-        "consent": {
-            "version": getattr(user, "consent_version", None),
-            "consented_at": _when(getattr(user, "consented_at", None)),
-        },
+        "consent": {"version": user.consent_version, "consented_at": _when(user.consented_at)},
         "face": face,
         "login_attempts": [
             {
