@@ -151,3 +151,12 @@ def draw_challenge(page, want, tries=40):
             return
         page.context.clear_cookies(name="session")  # keeps the kiosk_device credential
     pytest.fail(f"no {want!r} challenge in {tries} fresh sessions")
+
+
+def password_login(page, username, password="correct horse"):
+    """Open the login page and log in with the password fallback."""
+    page.goto("/login")
+    page.get_by_text("Log in with your password instead").click()
+    page.get_by_label("Username", exact=True).fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in", exact=True).click()

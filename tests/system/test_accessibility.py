@@ -7,21 +7,12 @@ serious or critical violation and names the rule, the page and the node.
 
 import pytest
 from accessibility import audit
-from browsing import SHOTS, preview_shows_frames
+from browsing import SHOTS, password_login, preview_shows_frames
 
 from facelogin.engine import limits
 from facelogin.services import accounts
 from facelogin.services.enrolment import EnrollError
 from models import LearnedTemplate, LoginAttempt, User, db
-
-
-def password_login(page, username, password="correct horse"):
-    """Log in with the password fallback of the login page."""
-    page.goto("/login")
-    page.get_by_text("Log in with your password instead").click()
-    page.get_by_label("Username", exact=True).fill(username)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Log in", exact=True).click()
 
 
 def fill_registration(page, photo, username="grace"):

@@ -12,6 +12,7 @@ from browsing import (
     MOVEMENTS,
     draw_challenge,
     launch,
+    password_login,
     preview_shows_frames,
     shot,
     shown_challenge,
@@ -122,11 +123,7 @@ def test_admin_page_and_a_confirmed_action(page, site, photos):
         luis = User.by_username("luis")
         luis.face_failures, luis.face_disabled = 50, True  # face login switched off by failures
         db.session.commit()
-    page.goto("/login")
-    page.get_by_text("Log in with your password instead").click()
-    page.get_by_label("Username", exact=True).fill("boss")
-    page.get_by_label("Password", exact=True).fill("s3cret pass")
-    page.get_by_role("button", name="Log in", exact=True).click()
+    password_login(page, "boss", "s3cret pass")
     page.get_by_role("link", name="Admin").click()
     expect(page.get_by_role("heading", name="Administration")).to_be_visible()
     page.wait_for_function("() => [...document.querySelectorAll('img.thumb')].every(i => i.naturalWidth > 0)")
@@ -144,11 +141,7 @@ def test_idle_countdown_returns_to_the_login_page(page, site, photos):
 
     site.register("grace", photos["grace"])
     site.app.config["KIOSK_IDLE_SECONDS"] = 2
-    page.goto("/login")
-    page.get_by_text("Log in with your password instead").click()
-    page.get_by_label("Username", exact=True).fill("grace")
-    page.get_by_label("Password", exact=True).fill("correct horse")
-    page.get_by_role("button", name="Log in", exact=True).click()
+    password_login(page, "grace")
     expect(page.get_by_role("timer")).to_contain_text("Logging out in 0:0")
     expect(page.locator("[data-idle-warning]")).to_have_text(re.compile(r"You will be logged out in [12] seconds?\."))
     page.wait_for_url("**/login", timeout=8000)
@@ -383,11 +376,7 @@ def test_face_photos_show_thumbnails_and_a_camera_photo_is_confirmed_first(page,
     from playwright.sync_api import expect
 
     site.register("grace", photos["grace"])
-    page.goto("/login")
-    page.get_by_text("Log in with your password instead").click()
-    page.get_by_label("Username", exact=True).fill("grace")
-    page.get_by_label("Password", exact=True).fill("correct horse")
-    page.get_by_role("button", name="Log in", exact=True).click()
+    password_login(page, "grace")
     page.wait_for_url("**/protected")
     thumbs = page.locator(".template-list img.thumb")
     expect(thumbs).to_have_count(1)

@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from browsing import password_login
+
 from models import User
 
 
@@ -13,11 +15,7 @@ def test_delete_my_face_data_then_the_face_login_is_refused(page, site, photos):
 
     site.configure(KIOSK_HANDS_FREE=False, LIVENESS="off")  # the button, on the still camera clip
     site.register("grace", photos["grace"])
-    page.goto("/login")
-    page.get_by_text("Log in with your password instead").click()
-    page.get_by_label("Username", exact=True).fill("grace")
-    page.get_by_label("Password", exact=True).fill("correct horse")
-    page.get_by_role("button", name="Log in", exact=True).click()
+    password_login(page, "grace")
     expect(page.get_by_role("heading", name="Hello, grace")).to_be_visible()
 
     page.get_by_role("link", name="Delete my face data").click()
@@ -42,11 +40,7 @@ def test_download_my_data_then_delete_my_account(open_page, site, photos):
     site.register("grace", photos["grace"])
     site.register("luis", photos["luis"])
     page = open_page(kiosk=False)  # her own computer: the kiosk keeps no downloads for the next person
-    page.goto("/login")
-    page.get_by_text("Log in with your password instead").click()
-    page.get_by_label("Username", exact=True).fill("grace")
-    page.get_by_label("Password", exact=True).fill("correct horse")
-    page.get_by_role("button", name="Log in", exact=True).click()
+    password_login(page, "grace")
     expect(page.get_by_role("heading", name="Hello, grace")).to_be_visible()
 
     with page.expect_download() as download:
