@@ -25,6 +25,7 @@ import resource
 from waitress import create_server
 
 from app import create_app
+from facelogin.engine import faces
 
 FDS_PER_CONNECTION = 3  # its socket, and a spill file each for a large request and a large response
 FDS_SPARE = 64  # the database, the camera, the models and the logs
@@ -93,6 +94,7 @@ def main(argv=None):
         parser.error(str(e))
     limit = server.adj.connection_limit
     print(f"Serving on http://{args.host}:{server.effective_port} with {args.threads} threads", flush=True)
+    print(f"face engine: {faces.engine_build()}", flush=True)
     if limit < app.config["SERVE_CONNECTION_LIMIT"]:
         print(f"Open-file limit too low: up to {limit} connections (ulimit -n)", flush=True)
     try:

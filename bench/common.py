@@ -2,10 +2,12 @@
 
 import contextlib
 import importlib.metadata
+import json
 import multiprocessing
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -22,6 +24,7 @@ import numpy as np  # noqa: E402
 
 LIBRARIES = (
     "face-recognition",
+    "dlib",
     "dlib-bin",
     "numpy",
     "opencv-python-headless",
@@ -31,6 +34,33 @@ LIBRARIES = (
     "psycopg",
     "threadpoolctl",
 )
+
+
+# The venv of each dlib build: dlib-bin in .venv (make install), the BLAS build in .venv-blas
+# (make test-fast-dlib). A benchmark or test runs the other build in that venv's python.
+BUILD_VENVS = {False: ".venv", True: ".venv-blas"}
+
+
+def other_build_python():
+    """Return the python of the venv holding the other dlib build than this process's, or None.
+
+    FACELOGIN_OTHER_PYTHON names it explicitly; otherwise .venv-blas when this is dlib-bin and
+    .venv when this is the BLAS build, if it exists and really holds the other build.
+    """
+    from facelogin.engine import faces
+
+    blas = faces.engine_build().blas
+    python = os.environ.get("FACELOGIN_OTHER_PYTHON") or os.path.join(ROOT, BUILD_VENVS[not blas], "bin", "python")
+    if not os.path.exists(python) or os.path.samefile(os.path.dirname(os.path.dirname(python)), sys.prefix):
+        return None
+    asked = subprocess.run(
+        [python, "-c", "from facelogin.engine import faces; print(faces.engine_build().blas)"],
+        cwd=ROOT,
+        env=os.environ | {"PYTHONPATH": ROOT},
+        capture_output=True,
+        text=True,
+    )
+    return python if asked.returncode == 0 and asked.stdout.strip() == str(not blas) else None
 
 
 def cpu_model():
@@ -56,10 +86,44 @@ def machine():
         for i in threadpool_info()
         if i["user_api"] == "blas"
     )
+    from facelogin.engine import faces
+
     return (
         f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}\nBLAS: {blas or 'none found'}\nlibraries: {', '.join(versions)}"
+        f"Python {platform.python_version()}\nBLAS: {blas or 'none found'}\nlibraries: {', '.join(versions)}\n"
+        f"face engine: {faces.engine_build()}"
     )
+
+
+def build_name(blas):
+    """Return the short name of a dlib build for table headings."""
+    return "BLAS" if blas else "dlib-bin"
+
+
+def both_builds(script, result, argv, run_other=True):
+    """Return [(build, result)] for dlib-bin then the BLAS build: `result` measured here, the other's by
+    running `script` with `argv` and --json in the other build's venv (one after the other, not at once)."""
+    from facelogin.engine import faces
+
+    here = str(faces.engine_build()), faces.engine_build().blas, result
+    python = other_build_python() if run_other else None
+    if python is None:
+        if run_other:
+            print("(the other dlib build is absent: `make test-fast-dlib` builds the BLAS one; this build only)\n")
+        return [here]
+    print(f"  running the other build: {python}", file=sys.stderr)
+    done = subprocess.run([python, script, *argv, "--json"], cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
+    other = json.loads(done.stdout)
+    print(f"other run: face engine: {other['build']}\n")
+    return sorted([here, (other["build"], other["blas"], other["result"])], key=lambda run: run[1])
+
+
+def child_output(result):
+    """Print `result` as the JSON a parent run of both_builds reads."""
+    from facelogin.engine import faces
+
+    build = faces.engine_build()
+    print(json.dumps({"build": str(build), "blas": build.blas, "result": result}))
 
 
 def header(title):

@@ -6,8 +6,10 @@ loss. Each person costs registration's photo checks, one encoding and one passwo
 (the production scrypt, N=2^17), then the database write in the main process.
 FACE_TOLERANCE is set to 0.02 here so that altered copies of one photo count as different
 people (at 0.45 the import rightly refuses them as a face already enrolled).
+Both dlib builds are measured in one run (the other in its venv: see bench/pipeline.py), which
+shows the bulk-import gain of the BLAS build.
 
-    .venv/bin/python bench/enroll.py [--people 80]
+    .venv/bin/python bench/enroll.py [--people 80] [--this-build-only]
 """
 
 import argparse
@@ -70,38 +72,59 @@ def run(people, workers, folder):
 
 
 def main():
-    """Time both ways and print the table."""
+    """Time both ways with this build (and the other one, in its venv) and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--people", type=int, default=80)
+    parser.add_argument("--this-build-only", action="store_true", help="do not run the other dlib build")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a run for both_builds
     args = parser.parse_args()
-    common.header("Bulk enrolment: `flask faces import` in one process vs all cores")
+    if not args.json:
+        common.header("Bulk enrolment: `flask faces import` in one process vs all cores, both dlib builds")
     folder = tempfile.mkdtemp(prefix="bench-enroll-")
+    cores = os.cpu_count()
     try:
         make_people(f"{folder}/people", args.people)
-        cores = os.cpu_count()
-        rows, rates = [], []
+        seconds = []
         for workers in (1, cores):
-            seconds, summary = run(f"{folder}/people", workers, f"{folder}/run{workers}")
+            took, summary = run(f"{folder}/people", workers, f"{folder}/run{workers}")
             assert len(summary.enrolled) == args.people, summary.refused[:3]
-            rates.append(args.people / seconds)
-            rows.append(
-                (
-                    f"{workers} process{'es' if workers > 1 else ''}"
-                    + (" (main only)" if workers == 1 else " (worker pool)"),
-                    f"{seconds:.1f}",
-                    f"{rates[-1]:.2f}",
-                    f"{rates[-1] / rates[0]:.2f}x",
-                )
-            )
-        print(
-            f"{args.people} people, one photo each, production password hashing; wall time includes "
-            "starting the worker processes:"
-        )
-        common.table(rows, ["import", "seconds", "people per second", "speed-up"])
-        ratio = rates[1] / rates[0]
-        print(f"Speed-up on {cores} cores: {ratio:.2f}x (target >= 1.7x: {'met' if ratio >= 1.7 else 'NOT met'}).")
+            seconds.append(took)
+            print(f"  {workers} process(es): done", file=sys.stderr)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if args.json:
+        common.child_output(seconds)
+        return
+    runs = common.both_builds(__file__, seconds, ["--people", str(args.people)], not args.this_build_only)
+    slowest = args.people / runs[0][2][0]
+    rows = []
+    for _, blas, times in runs:
+        for workers, took in zip((1, cores), times):
+            rate = args.people / took
+            rows.append(
+                (
+                    common.build_name(blas),
+                    f"{workers} process{'es' if workers > 1 else ''}"
+                    + (" (main only)" if workers == 1 else " (worker pool)"),
+                    f"{took:.1f}",
+                    f"{rate:.2f}",
+                    f"{rate / (args.people / times[0]):.2f}x",
+                    f"{rate / slowest:.2f}x",
+                )
+            )
+    print(
+        f"{args.people} people, one photo each, production password hashing; wall time includes "
+        "starting the worker processes:"
+    )
+    common.table(
+        rows, ["dlib", "import", "seconds", "people per second", "against 1 process", f"against {rows[0][0]}, 1"]
+    )
+    for _, blas, times in runs:
+        ratio = times[0] / times[1]
+        print(
+            f"{common.build_name(blas)}: speed-up on {cores} cores {ratio:.2f}x "
+            f"(target >= 1.7x: {'met' if ratio >= 1.7 else 'NOT met'})."
+        )
 
 
 if __name__ == "__main__":

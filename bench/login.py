@@ -13,8 +13,10 @@ challenge: the shipped default, LIVENESS=challenge: the camera plays a head move
           end (the head reaching the asked angle), whose target is under 0.5 s.
 A file delivers its frames at once, where a live 30 fps camera gives one every 33 ms: a live
 camera adds up to about 33 ms before the first frame; later frames wait for the processing anyway.
+Both dlib builds are measured in one run (the other in its venv: see bench/pipeline.py); the
+target of the BLAS build (`make fast-dlib`) is a face-login decision under 80 ms median.
 
-    .venv/bin/python bench/login.py [--logins 20]
+    .venv/bin/python bench/login.py [--logins 20] [--this-build-only]
 """
 
 import argparse
@@ -168,76 +170,86 @@ def time_challenge_logins(app, count, clips):
     return totals[1:], after[1:]
 
 
-def main():
-    """Measure both configurations and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--logins", type=int, default=20)
-    args = parser.parse_args()
-    common.header("End-to-end face login through the app (test client, file camera)")
+def measure(logins):
+    """Return {run: [ms, ...]} of the three runs with this process's dlib build."""
     folder = tempfile.mkdtemp(prefix="bench-login-")
     try:
         video = common.write_video(f"{folder}/grace.avi", common.camera_frame("grace"))
         enrol(make_app(folder, video))
-        rows = []
+        found = {}
         runs = (
-            ("baseline: DETECT_WIDTH=640, always upsampled", {"DETECT_WIDTH": 640}, always_upsampled()),
-            ("ours: defaults", {}, nullcontext()),
+            ("baseline", {"DETECT_WIDTH": 640}, always_upsampled()),
+            ("ours", {}, nullcontext()),
         )
         for name, config, detection in runs:
             with detection:
-                times = np.array(time_logins(make_app(folder, video, **config), args.logins)) * 1000
-            rows.append(
-                (
-                    name,
-                    f"{np.median(times):.0f}",
-                    f"{common.percentile(times, 95):.0f}",
-                    f"{times.min():.0f}",
-                    f"{times.max():.0f}",
-                )
-            )
+                found[name] = [t * 1000 for t in time_logins(make_app(folder, video, **config), logins)]
             print(f"  {name}: done", file=sys.stderr)
-        print(
-            f"{args.logins} face logins each, ms per POST /login (capture, decide, respond); "
-            f"{OTHERS + 1:,} users enrolled, CAMERA_FRAMES=10, FACE_CONSENSUS=2:"
-        )
-        common.table(rows, ["configuration", "median", "95th percentile", "min", "max"])
-        median = float(rows[1][1])
-        print(f"Ours: median {median:.0f} ms (target under 500 ms: {'met' if median < 500 else 'NOT met'}).")
         clips = challenge_clips(folder)
         with live_pacing():
-            totals, after = (
-                np.array(t) * 1000
-                for t in time_challenge_logins(
-                    make_app(folder, clips["left"], LIVENESS="challenge"), args.logins, clips
-                )
-            )
-        print(f"\n{args.logins} face logins with LIVENESS=challenge (the default), camera paced at {FPS} fps:")
-        common.table(
-            [
-                (
-                    "challenge: button to decision",
-                    f"{np.median(totals):.0f}",
-                    f"{common.percentile(totals, 95):.0f}",
-                    f"{totals.min():.0f}",
-                    f"{totals.max():.0f}",
-                ),
-                (
-                    "challenge: decision after the movement's end",
-                    f"{np.median(after):.0f}",
-                    f"{common.percentile(after, 95):.0f}",
-                    f"{after.min():.0f}",
-                    f"{after.max():.0f}",
-                ),
-            ],
-            ["measure", "median", "95th percentile", "min", "max"],
-        )
-        print(
-            f"Challenge against ours (LIVENESS=off): {np.median(totals) / median:.1f}x the time; the decision "
-            f"{np.median(after):.0f} ms after the movement's end (target under 500 ms: "
-            f"{'met' if np.median(after) < 500 else 'NOT met'})."
-        )
+            totals, after = time_challenge_logins(make_app(folder, clips["left"], LIVENESS="challenge"), logins, clips)
+        found["challenge"] = [t * 1000 for t in totals]
+        found["after"] = [t * 1000 for t in after]
+        return found
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def figures(times):
+    """Return the median, 95th percentile, min and max of `times` as table cells."""
+    times = np.array(times)
+    return [f"{x:.0f}" for x in (np.median(times), common.percentile(times, 95), times.min(), times.max())]
+
+
+def main():
+    """Measure every configuration with this build (and the other one, in its venv) and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--logins", type=int, default=20)
+    parser.add_argument("--this-build-only", action="store_true", help="do not run the other dlib build")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a run for both_builds
+    args = parser.parse_args()
+    if not args.json:
+        common.header("End-to-end face login through the app (test client, file camera), both dlib builds")
+    found = measure(args.logins)
+    if args.json:
+        common.child_output(found)
+        return
+    runs = common.both_builds(__file__, found, ["--logins", str(args.logins)], not args.this_build_only)
+    first = runs[0][2]
+    names = {
+        "baseline": "baseline: DETECT_WIDTH=640, always upsampled",
+        "ours": "ours: defaults",
+        "challenge": "challenge: button to decision",
+        "after": "challenge: decision after the movement's end",
+    }
+    rows = [
+        [names[key], common.build_name(blas), *figures(result[key]), f"{median(first[key]) / median(result[key]):.1f}x"]
+        for key in names
+        for _, blas, result in runs
+    ]
+    print(
+        f"{args.logins} face logins each, ms per POST /login (capture, decide, respond); {OTHERS + 1:,} users "
+        f"enrolled, CAMERA_FRAMES=10, FACE_CONSENSUS=2; LIVENESS=off but in the challenge rows (the default, "
+        f"camera paced at {FPS} fps):"
+    )
+    common.table(
+        rows, ["configuration", "dlib", "median", "95th percentile", "min", "max", f"{common.build_name(False)} / this"]
+    )
+    for _, blas, result in runs:
+        ours, after = median(result["ours"]), median(result["after"])
+        challenge = median(result["challenge"]) / ours
+        target = 80 if blas else 500
+        print(
+            f"{common.build_name(blas)}: face-login decision (LIVENESS=off) median {ours:.0f} ms (target under "
+            f"{target} ms: {'met' if ours < target else 'NOT met'}); challenge {challenge:.1f}x "
+            f"that, its decision {after:.0f} ms after the movement's end (target under 500 ms: "
+            f"{'met' if after < 500 else 'NOT met'})."
+        )
+
+
+def median(times):
+    """Return the median of a list of milliseconds."""
+    return float(np.median(times))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,14 @@ ours:  faces.py as the login uses it: OpenCV decode + frame_to_rgb, find_single_
        upsampled only when that finds no face), encode_face (68-point landmarks on the full
        frame, then the encoding). The third column is ours with the upsampled search always
        run (quick=False), as registration photos are checked.
-The encoding itself (dlib's ResNet, 1 jitter) is the same in both and is the floor.
+The encoding itself (dlib's ResNet, 1 jitter) is the same in both and is the floor, on one BLAS
+thread as the app runs it; the encoding on two BLAS threads, alone and with the other core busy,
+shows why.
 
-    .venv/bin/python bench/pipeline.py [--repeats 15]
+Both dlib builds are measured in one run: this venv's, then the other's (.venv-blas for the BLAS
+build of `make fast-dlib`, .venv for dlib-bin) by running this script there with --json.
+
+    .venv/bin/python bench/pipeline.py [--repeats 15] [--this-build-only]
 """
 
 import argparse
@@ -46,15 +51,33 @@ def stages(jpeg, repeats):
         return faces.encode_face(image, faces.find_single_face(image, 80, DETECT_WIDTH, quick=quick).box)
 
     run = lambda fn: common.median_ms(common.timed(fn, repeats))  # noqa: E731
-    encode = run(lambda: api.face_encoder.compute_face_descriptor(rgb, ours_shape, 1))
-    return {
-        "naive": {
+
+    def encode_on(threads):
+        with faces._blas().limit(limits=threads, user_api="blas"):
+            return run(lambda: api.face_encoder.compute_face_descriptor(rgb, ours_shape, 1))
+
+    encode = encode_on(1)
+    two_threads = encode_on(2)
+    with common.busy_cores(1):
+        two_threads_busy = encode_on(2)
+        one_thread_busy = encode_on(1)
+    # The naive pipeline's encodings on one BLAS thread too: the same network, compared stage by stage.
+    with faces._blas().limit(limits=1, user_api="blas"):
+        naive = {
             "decode": run(lambda: fr.load_image_file(io.BytesIO(jpeg))),
             "detect": run(lambda: fr.face_locations(rgb)),
             "landmarks": run(lambda: api._raw_face_landmarks(rgb, [naive_box], model="small")),
             "encode": run(lambda: api.face_encoder.compute_face_descriptor(rgb, naive_shape, 1)),
             "whole frame": run(naive_frame),
+        }
+    return {
+        "threads": {
+            "encode, 1 BLAS thread": encode,
+            "encode, 2 BLAS threads": two_threads,
+            "encode, 1 BLAS thread, other core busy": one_thread_busy,
+            "encode, 2 BLAS threads, other core busy": two_threads_busy,
         },
+        "naive": naive,
         "ours": {
             "decode": run(lambda: faces.frame_to_rgb(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))),
             "detect": run(lambda: faces.find_single_face(rgb, 80, DETECT_WIDTH, quick=True)),
@@ -70,42 +93,49 @@ def stages(jpeg, repeats):
 
 
 def main():
-    """Measure and print the per-stage table."""
+    """Measure this build (and the other one, in its venv) and print the per-stage tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--this-build-only", action="store_true", help="do not run the other dlib build")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a run for both_builds
     args = parser.parse_args()
-    common.header("One 640x480 frame with one face: time per stage")
+    if not args.json:
+        common.header("One 640x480 frame with one face: time per stage, both dlib builds")
     ok, buf = cv2.imencode(".jpg", common.camera_frame("grace"), [cv2.IMWRITE_JPEG_QUALITY, 90])
     result = stages(buf.tobytes(), args.repeats)
-    naive, ours, two = result["naive"], result["ours"], result["always upsampled"]
-    rows = [
-        (
-            stage,
-            f"{naive[stage]:.1f}",
-            f"{ours[stage]:.1f}",
-            f"{naive[stage] / ours[stage]:.1f}x",
-            f"{two[stage]:.1f}" if stage in two else "same as ours",
-        )
-        for stage in naive
-    ]
+    if args.json:
+        common.child_output(result)
+        return
+    runs = common.both_builds(__file__, result, ["--repeats", str(args.repeats)], not args.this_build_only)
     print(f"Median ms of {args.repeats} runs (Grace Hopper's photo, 420 px tall, in a 640x480 frame):")
+    columns = [("naive", "naive (library defaults)"), ("ours", f"ours (DETECT_WIDTH={DETECT_WIDTH})")]
+    columns.append(("always upsampled", "ours, always upsampled"))
+    headings = ["stage"] + [f"{label}, {common.build_name(blas)}" for _, blas, _ in runs for _, label in columns]
+    if len(runs) == 2:
+        headings.append("ours: dlib-bin / BLAS")
+    rows = []
+    for stage in runs[0][2]["naive"]:
+        row = [stage]
+        for _, _, figures in runs:
+            row += [f"{figures[key][stage]:.1f}" if stage in figures[key] else "" for key, _ in columns]
+        if len(runs) == 2:
+            row.append(f"{runs[0][2]['ours'][stage] / runs[1][2]['ours'][stage]:.1f}x")
+        rows.append(row)
+    common.table(rows, headings)
+    print("The encoding's BLAS threads (the app pins it to one):")
     common.table(
-        rows,
-        [
-            "stage",
-            "naive (library defaults)",
-            f"ours (DETECT_WIDTH={DETECT_WIDTH})",
-            "naive / ours",
-            "ours, always upsampled (quick=False)",
-        ],
+        [[kind] + [f"{figures['threads'][kind]:.1f}" for _, _, figures in runs] for kind in runs[0][2]["threads"]],
+        ["median ms"] + [common.build_name(blas) for _, blas, _ in runs],
     )
-    floor = ours["encode"]
-    for name, figures in (("Ours", ours), ("Ours always upsampled", two)):
-        ratio = figures["whole frame"] / floor
-        print(
-            f"{name}, whole frame: {figures['whole frame']:.1f} ms = {ratio:.2f}x the floor "
-            f"(the encoding alone, {floor:.1f} ms; target <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'})."
-        )
+    for _, blas, figures in runs:
+        floor = figures["ours"]["encode"]
+        for name, key in (("ours", "ours"), ("ours always upsampled", "always upsampled")):
+            ratio = figures[key]["whole frame"] / floor
+            print(
+                f"{common.build_name(blas)}, {name}, whole frame: {figures[key]['whole frame']:.1f} ms = "
+                f"{ratio:.2f}x the floor (the encoding alone, {floor:.1f} ms; target <= 1.3x: "
+                f"{'met' if ratio <= 1.3 else 'NOT met'})."
+            )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from facelogin.config import challenge_bars
-from facelogin.engine import evaluate, plot
+from facelogin.engine import evaluate, faces, plot
 from facelogin.services import accounts, consent, health, privacy, sessions
 from facelogin.services.gallery import get_gallery
 from models import User, db, reseal_templates, template_cipher
@@ -62,10 +62,30 @@ def evaluation_plot(people, tolerance):
 def report_command(as_json):
     """Measure this gallery: users, templates, look-alike pairs, false-match rate and 1:N false positives."""
     data = health.summary()
+    data["engine"] = engine_figures()
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(format_report(data))
+    click.echo(format_engine(data["engine"]))
+
+
+def engine_figures():
+    """Return which dlib build runs here and its measured time to encode one face."""
+    build = faces.engine_build()
+    return {
+        "dlib": build.version,
+        "blas": build.blas,
+        "blas_library": build.blas_library,
+        "distribution": build.distribution,
+        "description": str(build),
+        "encoding_ms": round(faces.encoding_time() * 1000, 1),
+    }
+
+
+def format_engine(engine):
+    """Render the engine figures as one line."""
+    return f"face engine: {engine['description']}; one face encoded in {engine['encoding_ms']:.0f} ms"
 
 
 def format_report(r):
@@ -212,6 +232,7 @@ def check_command(photo):
         click.echo(f"{d:.3f}  {names.get(label, label)}{'  (within tolerance)' if d <= tolerance else ''}")
     if not closest:
         click.echo("no users enrolled")
+    click.echo(format_engine(engine_figures()))
 
 
 def _consent_version(ctx, param, value):

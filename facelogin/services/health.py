@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from flask import current_app
 
-from facelogin.engine import plot, report
+from facelogin.engine import faces, plot, report
 from facelogin.services.gallery import get_gallery
 from models import LoginAttempt, User, db
 
@@ -85,8 +85,9 @@ def get_health():
 
 
 def init_app(app):
-    """Give the app its Health."""
+    """Give the app its Health, and say in the log which dlib build will encode the faces."""
     app.extensions["face_health"] = Health()
+    app.logger.info("face engine: %s", faces.engine_build())
 
 
 # --- what the app asks ------------------------------------------------------------------------

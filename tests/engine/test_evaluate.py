@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from facelogin.engine import evaluate
+from facelogin.engine import evaluate, faces
 
 
 def test_error_rates_and_eer():
@@ -76,6 +76,7 @@ def test_check_command_lists_distances(kiosk, runner, photos, media):
     lines = result.stdout.splitlines()
     assert result.exit_code == 0 and lines[0].endswith("grace  (within tolerance)")
     assert lines[1].endswith("luis") and float(lines[1].split()[0]) > 0.6
+    assert lines[-1].startswith(f"face engine: {faces.engine_build()}; one face encoded in ")
 
 
 def test_evaluate_encodes_a_well_lit_portrait_between_black_bars(photos, tmp_path):

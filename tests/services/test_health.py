@@ -1,11 +1,12 @@
 """Recognition health on a real gallery: `flask faces report`, the 1:N guard in the login, the cache."""
 
 import json
+import logging
 
 import cv2
 import pytest
 
-from facelogin.engine import evaluate, report
+from facelogin.engine import evaluate, faces, report
 from media import alter, load_bgr
 from models import LoginAttempt, User, db
 
@@ -61,8 +62,12 @@ def test_report_finds_the_squatted_face(app, runner, encodings):
     assert r["pairs_under_tolerance"] == 1 and r["fmr"] == pytest.approx(1 / 6)
     assert r["fmr_upper"] == pytest.approx(report.fmr_upper(1, 6)[0]) and "Clopper-Pearson" in r["fmr_upper_method"]
     assert r["fpir"] == pytest.approx(1 - (5 / 6) ** 4)
+    engine = faces.engine_build()
+    assert r["engine"]["blas"] == engine.blas and r["engine"]["description"] == str(engine)
+    assert r["engine"]["encoding_ms"] > 0
     text = runner.invoke(args=["faces", "report"]).output
     assert "luis  luis-copy" in text and "Clopper-Pearson" in text and "stranger" in text
+    assert text.splitlines()[-1].startswith(f"face engine: {engine}; one face encoded in ")
 
 
 def test_report_without_lookalikes_uses_the_rule_of_three(app, runner, encodings):
@@ -125,3 +130,9 @@ def test_measured_once_per_gallery_version(app, kiosk, runner, encodings, monkey
     _enrol(app, encodings, ["eileen"])
     kiosk.face_login()
     assert len(calls) == 2
+
+
+def test_the_app_says_at_start_up_which_face_engine_it_runs(make_app, caplog):
+    caplog.set_level(logging.INFO)
+    make_app()
+    assert f"face engine: {faces.engine_build()}" in caplog.messages
