@@ -117,7 +117,13 @@ def test_a_password_flood_leaves_the_site_answering(tmp_path):
             time.sleep(0.2)
         person = client(port, "127.0.0.10")
         form = {"csrf_token": person.token(), "username": load.USERNAME, "password": load.PASSWORD}
-        assert person.request("POST", "/login/password", form)[0] == 302  # a real login gets through
+        # A real login gets through: at once, or (on a loaded machine, while the flood's last allowed
+        # hashes still hold the slots) after the "busy, try again in a moment" the page then shows.
+        statuses = [person.request("POST", "/login/password", form)[0]]
+        while statuses[-1] == 503 and len(statuses) < 10:
+            time.sleep(1.0)
+            statuses.append(person.request("POST", "/login/password", form)[0])
+        assert statuses[-1] == 302 and set(statuses[:-1]) <= {503}, statuses
     finally:
         stop.set()
         for t in threads:
