@@ -160,18 +160,45 @@ def face_region(rgb, box):
     return rgb[max(0, top) : bottom, max(0, left) : right]
 
 
-def detect_faces(rgb, detect_width=320, upsample=1):
-    """Find face boxes with HOG on a copy at most `detect_width` wide; boxes are full-size."""
+def detect_faces(rgb, detect_width=320, upsample=1, near=None, grey=False):
+    """Find face boxes with HOG on a copy at most `detect_width` wide, `grey` or not, around the box `near` if given."""
     h, w = rgb.shape[:2]
     scale = min(1.0, detect_width / w)
     small = rgb if scale == 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    if grey:
+        small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    top, left = 0, 0
+    if near is not None:
+        (top, bottom), (left, right) = _around(near, scale, small.shape)
+        small = np.ascontiguousarray(small[top:bottom, left:right])
     with ENGINE_LOCK:
         boxes = _engine().face_locations(small, number_of_times_to_upsample=upsample, model="hog")
     full = [
-        (max(0, round(t / scale)), min(w, round(r / scale)), min(h, round(b / scale)), max(0, round(lft / scale)))
+        (
+            max(0, round((t + top) / scale)),
+            min(w, round((r + left) / scale)),
+            min(h, round((b + top) / scale)),
+            max(0, round((lft + left) / scale)),
+        )
         for t, r, b, lft in boxes
     ]
     return sorted(full, key=lambda box: box[3] - box[1] + box[2] - box[0])
+
+
+NEAR_PAD = 0.25  # the search around a previous face reaches this many face sizes beyond each side
+# Without upsampling, HOG finds faces down to about 50 px in the detection copy; a face
+# this small there is looked for again upsampled, as the whole-frame search found it.
+NEAR_MIN_HEIGHT = 64
+
+
+def _around(box, scale, shape):
+    """Return ((top, bottom), (left, right)) of the region of a detection copy around a full-size `box`."""
+    top, right, bottom, left = (round(v * scale) for v in box)
+    dy, dx = round((bottom - top) * NEAR_PAD), round((right - left) * NEAR_PAD)
+    # Starting on HOG's 8-pixel cell grid, the region's finest level holds the same cells as the
+    # whole frame's, and the same face gets the same box (2 px off moved an encoding by 0.1).
+    top, left = max(0, top - dy) // 8 * 8, max(0, left - dx) // 8 * 8
+    return (top, min(shape[0], bottom + dy)), (left, min(shape[1], right + dx))
 
 
 def box_height(box):
@@ -187,34 +214,51 @@ class FaceCheck(NamedTuple):
     count: int  # faces detected
 
 
-def check_faces(rgb, min_face_height=80, detect_width=320, upsample=1, quick=False):
+def check_faces(rgb, min_face_height=80, detect_width=320, upsample=1, quick=False, near=None):
     """Return (FaceCheck, every box found): the one decision the login, enrolment and the preview share.
 
     With `quick` (camera frames) the detector first looks without upsampling,
     which finds faces down to about twice its smallest size at a quarter of the
     cost, and upsamples only when that finds nothing: a person at the kiosk is
     found fast, and a bystander much further away than them is not looked for.
+    It also looks on grey: in the real-photo set it found the same faces in all 221
+    photos as on colour, in 4.6 ms instead of 5.8 on a 320x240 copy. Photos (enrolment)
+    are searched in colour, which also finds the face-like mission patch of the astronaut.
     Light is judged on the face once one is found, so a well-lit face before a dark
     wall or between black bars passes; a frame is "dark" only when no face is found
     in it and it is dark, or when the face found is itself too dark to trust.
+
+    `near` (the box of the same person in the frame before, within a burst) first looks
+    only around it, at the same scale: a quarter of the cost for a face of 144 px in
+    640x480. Unless exactly one face is there, the whole frame is searched as usual.
     """
-    boxes = detect_faces(rgb, detect_width, 0) if quick and upsample > 0 else []
+    if near is not None:
+        small_face = box_height(near) * min(1.0, detect_width / rgb.shape[1]) < NEAR_MIN_HEIGHT
+        boxes = detect_faces(rgb, detect_width, int(small_face and upsample > 0), near, grey=quick)
+        if len(boxes) == 1:
+            return _judge(rgb, boxes, min_face_height), boxes
+    boxes = detect_faces(rgb, detect_width, 0, grey=True) if quick and upsample > 0 else []
     if not boxes:
-        boxes = detect_faces(rgb, detect_width, upsample)
+        boxes = detect_faces(rgb, detect_width, upsample, grey=quick)
+    return _judge(rgb, boxes, min_face_height), boxes
+
+
+def _judge(rgb, boxes, min_face_height):
+    """Return the FaceCheck of the faces found in `rgb`: one, well enough lit and large enough, or the problem."""
     if not boxes:
-        return FaceCheck(None, "dark" if is_dark(rgb) else "no_face", 0), boxes
+        return FaceCheck(None, "dark" if is_dark(rgb) else "no_face", 0)
     if len(boxes) != 1:
-        return FaceCheck(None, "many_faces", len(boxes)), boxes
+        return FaceCheck(None, "many_faces", len(boxes))
     if is_dark(face_region(rgb, boxes[0])):
-        return FaceCheck(None, "dark", 1), boxes
+        return FaceCheck(None, "dark", 1)
     if box_height(boxes[0]) < min_face_height:
-        return FaceCheck(None, "too_small", 1), boxes
-    return FaceCheck(boxes[0], None, 1), boxes
+        return FaceCheck(None, "too_small", 1)
+    return FaceCheck(boxes[0], None, 1)
 
 
-def find_single_face(rgb, min_face_height=80, detect_width=320, upsample=1, quick=False):
+def find_single_face(rgb, min_face_height=80, detect_width=320, upsample=1, quick=False, near=None):
     """Check that `rgb` shows exactly one well-enough lit face at least `min_face_height` px tall."""
-    return check_faces(rgb, min_face_height, detect_width, upsample, quick)[0]
+    return check_faces(rgb, min_face_height, detect_width, upsample, quick, near)[0]
 
 
 def encode_face(rgb, box, jitters=1):
@@ -452,13 +496,18 @@ def decide_burst(rgb_frames, index, tolerance, margin, consensus=2, min_face_hei
     A frame votes for its closest label when `accepts` holds. The burst is
     accepted when `consensus` frames vote for one label and no frame voted for
     another; frames that are dark or lack exactly one large enough face are skipped.
+    The first frame is searched whole; each next one first around the face before it
+    (check_faces' `near`), so a face appearing elsewhere in the 30-odd ms of a burst is not looked for.
     """
     votes, problems, frames, faces = {}, {}, 0, 0
     best, snapshot, closest, closest_box = Match(None, float("inf"), float("inf")), None, None, None
+    last = None  # the face of the frame before: the next frame looks around it first
     for rgb in rgb_frames:
         frames += 1
         snapshot = rgb if snapshot is None else snapshot
-        box, problem, _ = find_single_face(rgb, min_face_height, detect_width, quick=True)
+        box, problem, _ = last = find_single_face(
+            rgb, min_face_height, detect_width, quick=True, near=last and last.box
+        )
         if problem:
             problems[problem] = problems.get(problem, 0) + 1
             continue

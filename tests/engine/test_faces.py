@@ -250,6 +250,55 @@ def test_quick_detection_falls_back_to_upsampling_for_smaller_faces(photos):
         assert np.abs(np.subtract(quick.box, full.box)).max() < 30
 
 
+@pytest.mark.parametrize("height", [420, 260], ids=["found at once", "found upsampled"])
+def test_the_search_around_the_face_before_finds_what_the_whole_frame_search_finds(photos, height):
+    frame = faces.frame_to_rgb(media.on_canvas(load_bgr(photos["grace"]), height=height))
+    first = faces.find_single_face(frame, quick=True)
+    assert first.problem is None
+    again = faces.find_single_face(frame, quick=True, near=first.box)
+    assert again.problem is None and np.abs(np.subtract(again.box, first.box)).max() <= 4
+    if height == 420:  # found at HOG's finest scale, whose cell grid the region starts on: the very same box
+        assert again == first
+    # The person moved between two frames: the region around the old box still holds the face.
+    moved = np.roll(frame, (6, -10), axis=(0, 1))
+    around, whole = faces.check_faces(moved, quick=True, near=first.box), faces.check_faces(moved, quick=True)
+    assert around[0].problem is None and len(around[1]) == 1
+    assert np.abs(np.subtract(around[0].box, whole[0].box)).max() <= 16
+
+
+def test_the_search_around_the_face_before_falls_back_to_the_whole_frame(photos):
+    luis = load_bgr(photos["luis"])
+    frame = faces.frame_to_rgb(media.on_canvas(load_bgr(photos["grace"]), height=420))
+    face = faces.find_single_face(frame, quick=True).box
+    corner = (0, 100, 100, 0)  # no face there: the whole frame is searched and the face found
+    assert faces.find_single_face(frame, quick=True, near=corner) == faces.find_single_face(frame, quick=True)
+    pair = faces.frame_to_rgb(media.two_people(luis, luis))
+    both = faces.detect_faces(pair, 320, upsample=0, grey=True)
+    assert len(both) == 2
+    spanning = (min(b[0] for b in both), max(b[1] for b in both), max(b[2] for b in both), min(b[3] for b in both))
+    # Two faces around the old one: the whole frame is searched, and it holds two people.
+    assert faces.find_single_face(pair, quick=True, near=spanning).problem == "many_faces"
+    assert faces.find_single_face(faces.frame_to_rgb(media.scene()), quick=True, near=face).problem == "no_face"
+
+
+def test_a_burst_searches_its_first_frame_whole_and_each_next_one_around_the_face_before(monkeypatch):
+    boxes = iter([(10, 60, 60, 10), None, (12, 62, 62, 12), (14, 64, 64, 14)])
+    asked = []
+
+    def find(rgb, *args, near=None, **kwargs):
+        asked.append(near)
+        box = next(boxes)
+        return faces.FaceCheck(box, None if box else "no_face", int(box is not None))
+
+    monkeypatch.setattr(faces, "find_single_face", find)
+    monkeypatch.setattr(faces, "encode_face", lambda rgb, box: rgb)
+    a = np.zeros(128, np.float32)
+    decision = faces.decide_burst([a + 0.5, a, a, a], faces.FaceIndex(["a"], [a]), 0.45, 0.08, consensus=2)
+    assert decision.label == "a" and decision.frames == 4
+    # A frame without a face makes the next one search the whole frame again.
+    assert asked == [None, (10, 60, 60, 10), None, (12, 62, 62, 12)]
+
+
 # --- FaceIndex's fast search gives exactly the answers of the plain formula, with BLAS left as found.
 
 
