@@ -273,7 +273,7 @@ def test_the_search_around_the_face_before_falls_back_to_the_whole_frame(photos)
     corner = (0, 100, 100, 0)  # no face there: the whole frame is searched and the face found
     assert faces.find_single_face(frame, quick=True, near=corner) == faces.find_single_face(frame, quick=True)
     pair = faces.frame_to_rgb(media.two_people(luis, luis))
-    both = faces.detect_faces(pair, 320, upsample=0, grey=True)
+    both = faces.detect_faces(pair, 320, upsample=0)
     assert len(both) == 2
     spanning = (min(b[0] for b in both), max(b[1] for b in both), max(b[2] for b in both), min(b[3] for b in both))
     # Two faces around the old one: the whole frame is searched, and it holds two people.
