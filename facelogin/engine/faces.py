@@ -492,7 +492,8 @@ def decide_burst(rgb_frames, index, tolerance, margin, consensus=2, min_face_hei
     accepted when `consensus` frames vote for one label and no frame voted for
     another; frames that are dark or lack exactly one large enough face are skipped.
     The first frame is searched whole; each next one first around the face before it
-    (check_faces' `near`), so a face appearing elsewhere in the 30-odd ms of a burst is not looked for.
+    (check_faces' `near`), so a face appearing elsewhere after the first frame is not looked
+    for. The liveness watches search every frame whole before they hand their frames here.
     """
     votes, problems, frames, faces = {}, {}, 0, 0
     best, snapshot, closest, closest_box = Match(None, float("inf"), float("inf")), None, None, None
