@@ -74,7 +74,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 # dlib compiled against OpenBLAS: the same version as dlib-bin, several times faster encodings.
-# The wheel is built once (about 12 minutes on 2 cores, niced, 2 jobs) into a cache outside the
+# The wheel is built once (6-12 minutes on 2 cores, niced, 2 jobs) into a cache outside the
 # repository, named by dlib version, Python tag, architecture and AVX2, so a second venv or a re-run
 # installs it in seconds; then it replaces dlib-bin in $(VENV). `make fast-dlib VENV=.venv-x` for another venv.
 DLIB_VERSION := $(shell sed -n 's/^dlib-bin==\([0-9]*\.[0-9]*\.[0-9]*\).*/\1/p' requirements.txt)
@@ -88,7 +88,7 @@ fast-dlib: fast-dlib-deps | $(BIN)/python
 	    -d "$(WHEEL_CACHE)" dlib==$(DLIB_VERSION) 2>/dev/null; then \
 	  echo "fast-dlib: dlib $(DLIB_VERSION) wheel found in $(WHEEL_CACHE)"; \
 	else \
-	  echo "fast-dlib: compiling dlib $(DLIB_VERSION) against OpenBLAS once (about 12 minutes; log in $(WHEEL_CACHE)/build.log)"; \
+	  echo "fast-dlib: compiling dlib $(DLIB_VERSION) against OpenBLAS once (6-12 minutes; log in $(WHEEL_CACHE)/build.log)"; \
 	  tmp=$$(mktemp -d) && \
 	  CXXFLAGS="$(DLIB_CXXFLAGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 DLIB_USE_BLAS=ON DLIB_USE_LAPACK=ON DLIB_USE_CUDA=OFF DLIB_NO_GUI_SUPPORT=ON \
 	    nice -n 19 $(BIN)/python -m pip wheel --no-cache-dir --no-deps --no-binary dlib -w "$$tmp" dlib==$(DLIB_VERSION) \
