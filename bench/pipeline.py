@@ -60,11 +60,9 @@ def stages(jpeg, next_jpeg, repeats):
 
     run = lambda fn: common.median_ms(common.timed(fn, repeats))  # noqa: E731
     # HOG's finest pyramid level alone: the whole pyramid less the pyramid of the next level's image.
-    detector, small = (
-        api.face_detector,
-        cv2.resize(rgb, (DETECT_WIDTH, DETECT_WIDTH * 3 // 4), interpolation=cv2.INTER_AREA),
-    )
+    small = cv2.resize(rgb, (DETECT_WIDTH, DETECT_WIDTH * 3 // 4), interpolation=cv2.INTER_AREA)
     coarser = dlib.pyramid_down(6)(small)
+    hog = run(lambda: api.face_detector(small, 0))
 
     def encode_on(threads):
         with faces._blas().limit(limits=threads, user_api="blas"):
@@ -101,8 +99,8 @@ def stages(jpeg, next_jpeg, repeats):
             # frame-by-frame loop the 100 MB landmark model took 2.2 ms against 0.7 ms alone).
             "landmarks + encode (encode_face)": run(lambda: faces.encode_face(rgb, ours_box)),
             "whole frame": run(lambda: frame(True)),
-            "HOG, every pyramid level": run(lambda: detector(small, 0)),
-            "HOG, finest level alone": run(lambda: detector(small, 0)) - run(lambda: detector(coarser, 0)),
+            "HOG, every pyramid level": hog,
+            "HOG, finest level alone": hog - run(lambda: api.face_detector(coarser, 0)),
             "detect, next frame": run(
                 lambda: faces.find_single_face(next_rgb, 80, DETECT_WIDTH, quick=True, near=ours_box)
             ),
